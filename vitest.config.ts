@@ -8,6 +8,8 @@ const rigReady = existsSync(new URL('./.e2e-cache/rig.env', import.meta.url));
 
 export default defineConfig({
   test: {
+    // the JSON report is what .ci/run reads for its closing `tests: N passed, N failed` line
+    reporters: ['default', ['json', { outputFile: '.vitest-results.json' }]],
     projects: [
       {
         test: {
