@@ -1,0 +1,180 @@
+// The one interface every host backend (pty, socket, file, ...) offers to the hub.
+//
+// Directions, named from the guest's point of view as in QEMU:
+//  - output: guest -> backend, through write(). write() returns how many bytes the backend
+//    took; a short count means "would block", and 'writable' follows when it can take more.
+//  - input: backend -> guest, as 'data' events. pauseInput() stops them (the guest has no rx
+//    buffers); nothing is emitted while paused, and nothing is lost: the OS object fills up
+//    and its writer blocks, as with QEMU's can_read() == 0.
+//
+// Events:
+//  - 'connected' / 'disconnected'  a peer came or went (a socket server with no client, a pty
+//                                  nobody holds open, a null chardev: disconnected)
+//  - 'data' (chunk: Buffer)        input towards the guest
+//  - 'writable'                    after a short write(), the backend can take more
+//  - 'failed' (err: Error)         a hard error; output is discarded from then on
+//  - 'resize' (size: WinSize)      a pty's window size changed (pty only)
+import { EventEmitter } from 'node:events';
+import { StateError } from '../errors.js';
+import { logger, type Logger } from '../log.js';
+import { ChardevLog } from './log.js';
+
+export type MemberPolicy = 'lossless' | 'drop';
+
+/** How a hub treats this chardev as a member. Unset fields take the port's defaults. */
+export interface MemberOptions {
+  policy?: MemberPolicy;
+  /** Bytes a `drop` member may lag behind before its oldest bytes are dropped. */
+  buffer?: number;
+  /** off: a viewer; its input is discarded. Default on. */
+  input?: boolean;
+}
+
+/** Options every backend accepts (QEMU's ChardevCommon plus ours). */
+export interface CommonOptions {
+  /** Record guest output to this file. */
+  logfile?: string;
+  logappend: boolean;
+  /** Prefix each line of the log with a host timestamp. */
+  timestamp: boolean;
+  member: MemberOptions;
+}
+
+export abstract class Chardev extends EventEmitter {
+  protected readonly log: Logger;
+  #connected = false;
+  #failure: Error | undefined;
+  // Paused until a consumer (the hub) resumes it: with nobody to take input, it must wait.
+  #inputPaused = true;
+  #heldInput: Buffer[] = [];
+  #owner: string | undefined;
+  #record: ChardevLog | undefined;
+  #started = false;
+  #closed = false;
+
+  constructor(readonly id: string, readonly backend: string, readonly common: CommonOptions) {
+    super();
+    this.log = logger({ component: 'chardev', chardev: id, backend });
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** The hard error that stopped output, if any (cleared when a new peer connects). */
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
+  get inputPaused(): boolean {
+    return this.#inputPaused;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Who uses this chardev ("hub 'hub0'"), if anyone. */
+  get owner(): string | undefined {
+    return this.#owner;
+  }
+
+  /** A chardev serves one user at a time (QEMU: "chardev 'x' is already in use"). */
+  claim(owner: string): void {
+    if (this.#owner !== undefined && this.#owner !== owner) {
+      throw new StateError(`chardev '${this.id}' is already used by ${this.#owner}`);
+    }
+    this.#owner = owner;
+  }
+
+  release(owner: string): void {
+    if (this.#owner === owner) this.#owner = undefined;
+  }
+
+  /** Open the OS objects. Resolves when the backend is usable (a `wait=on` server: first client). */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    if (this.common.logfile) this.#record = new ChardevLog(this.common.logfile, this.common.logappend, this.common.timestamp);
+    await this.open();
+  }
+
+  /**
+   * Guest output. Returns the bytes taken (short = would block; wait for 'writable').
+   * With no peer, or after a hard error, the bytes are discarded and reported as taken, as
+   * QEMU's backends do, so an absent reader never holds anyone back. The log records them
+   * either way: a log exists to see what the guest said while nobody watched.
+   */
+  write(data: Uint8Array): number {
+    let n = data.length;
+    if (this.#connected && !this.#failure && !this.#closed) {
+      try {
+        n = this.writeOut(data);
+      } catch (err) {
+        this.fail(err as Error);
+        n = data.length;
+      }
+    }
+    if (n > 0) this.#record?.write(data.subarray(0, n));
+    return n;
+  }
+
+  pauseInput(): void {
+    if (this.#inputPaused) return;
+    this.#inputPaused = true;
+    this.setReading(false);
+  }
+
+  resumeInput(): void {
+    if (!this.#inputPaused) return;
+    this.#inputPaused = false;
+    // A listener may pause again while we hand over what was held back.
+    while (!this.#inputPaused && this.#heldInput.length) this.emit('data', this.#heldInput.shift()!);
+    if (!this.#inputPaused) this.setReading(true);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#heldInput = [];
+    try {
+      await this.shutdown();
+    } finally {
+      this.setConnected(false);
+      this.#record?.close();
+      this.#record = undefined;
+    }
+  }
+
+  /** Open the OS object(s). */
+  protected abstract open(): Promise<void> | void;
+  /** Write to the connected peer; return the bytes taken. Throw on a hard error. */
+  protected abstract writeOut(data: Uint8Array): number;
+  /** Start/stop reading from the OS object (flow control of input). */
+  protected abstract setReading(on: boolean): void;
+  /** Release the OS objects. */
+  protected abstract shutdown(): Promise<void> | void;
+
+  /** Hand input to the guest side, or hold it while input is paused. */
+  protected deliver(chunk: Buffer): void {
+    if (this.#closed || chunk.length === 0) return;
+    if (this.#inputPaused) this.#heldInput.push(chunk);
+    else this.emit('data', chunk);
+  }
+
+  protected setConnected(on: boolean): void {
+    if (on === this.#connected) return;
+    this.#connected = on;
+    if (on) this.#failure = undefined;
+    else this.#heldInput = [];
+    this.log.debug({ connected: on }, on ? 'peer connected' : 'peer disconnected');
+    this.emit(on ? 'connected' : 'disconnected');
+  }
+
+  protected fail(err: Error): void {
+    if (this.#failure) return;
+    this.#failure = err;
+    this.log.warn({ err: err.message }, 'chardev failed; its output is discarded');
+    this.emit('failed', err);
+  }
+}

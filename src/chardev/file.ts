@@ -1,0 +1,60 @@
+// `file`: guest output to a file (`append=on` keeps what is there); `input-path=` feeds a
+// file's content to the guest once. Always connected: a file is always there to write to.
+import fs from 'node:fs';
+import { Chardev } from './chardev.js';
+import type { ChardevConfig, FileOptions } from './options.js';
+import { StreamLink } from './stream.js';
+
+export class FileChardev extends Chardev {
+  #out: StreamLink | undefined;
+  #in: StreamLink | undefined;
+
+  constructor(readonly config: ChardevConfig<FileOptions>) {
+    super(config.id, 'file', config.common);
+  }
+
+  protected open(): void {
+    const { path, append, inputPath } = this.config;
+    // Open synchronously so a bad path is reported at start, naming the chardev.
+    const outFd = openOrExplain(this.id, path, append ? 'a' : 'w');
+    const inFd = inputPath !== undefined ? openOrExplain(this.id, inputPath, 'r') : undefined;
+    this.#out = new StreamLink(undefined, fs.createWriteStream('', { fd: outFd }), {
+      data: () => {},
+      writable: () => this.emit('writable'),
+      end: (err) => this.fail(err ?? new Error(`chardev '${this.id}': file '${path}' closed`)),
+    }, false);
+    if (inFd !== undefined) {
+      // The end of the input file ends input only; output goes on.
+      this.#in = new StreamLink(fs.createReadStream('', { fd: inFd }), undefined, {
+        data: (chunk) => this.deliver(chunk),
+        writable: () => {},
+        end: (err) => err && this.log.warn({ err: err.message }, 'input file read failed'),
+      }, !this.inputPaused);
+    }
+    this.setConnected(true);
+  }
+
+  protected writeOut(data: Uint8Array): number {
+    return this.#out!.write(data);
+  }
+
+  protected setReading(on: boolean): void {
+    this.#in?.setReading(on);
+  }
+
+  protected async shutdown(): Promise<void> {
+    this.#in?.destroy();
+    const out = this.#out?.output;
+    // Let queued output reach the file before closing it.
+    if (out && !out.destroyed) await new Promise<void>((resolve) => out.end(resolve));
+    this.#out?.destroy();
+  }
+}
+
+export function openOrExplain(id: string, path: string, flags: string | number): number {
+  try {
+    return fs.openSync(path, flags, 0o640);
+  } catch (err) {
+    throw new Error(`chardev '${id}': cannot open '${path}': ${(err as Error).message}`);
+  }
+}

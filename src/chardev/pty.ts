@@ -1,0 +1,114 @@
+// `pty`: a pseudo-terminal whose slave a user opens (screen, minicom, `socat - PTY`...).
+// `path=` makes a symlink to the slave, as QEMU does.
+//
+// Connected while some process holds the slave open. A pty master reports POLLHUP while no
+// slave is open, so with no peer we poll for that (as QEMU's char-pty does); with a peer we
+// read through a tty stream on a dup of the master until the read fails with EIO, which is
+// how the peer's last close shows up. The master itself stays open the whole time so the
+// slave path stays valid. The window size the peer sets (TIOCSWINSZ on the slave) is read
+// back from the master on a timer: no signal reaches the master side when it changes.
+import fs from 'node:fs';
+import tty from 'node:tty';
+import * as libc from '../sys/libc.js';
+import { Chardev } from './chardev.js';
+import type { ChardevConfig, PtyOptions } from './options.js';
+import { StreamLink } from './stream.js';
+
+/** How often to look for a peer, and for window size changes while one is there. */
+const POLL_MS = 100;
+
+export class PtyChardev extends Chardev {
+  #master = -1;
+  #slavePath = '';
+  #link: StreamLink | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #size: libc.WinSize | undefined;
+
+  constructor(readonly config: ChardevConfig<PtyOptions>) {
+    super(config.id, 'pty', config.common);
+  }
+
+  /** /dev/pts/N, once started. */
+  get slavePath(): string {
+    return this.#slavePath;
+  }
+
+  /** The peer's window size, once known (also reported by 'resize'). */
+  get windowSize(): libc.WinSize | undefined {
+    return this.#size;
+  }
+
+  protected open(): void {
+    const pty = libc.openpty();
+    this.#master = pty.master;
+    this.#slavePath = pty.slavePath;
+    try {
+      // termios belongs to the slave; set it raw before we let go of our slave fd.
+      libc.makeRaw(pty.slave);
+    } finally {
+      libc.close(pty.slave);
+    }
+    if (this.config.path !== undefined) this.link(this.config.path);
+    this.log.info({ pty: this.#slavePath, path: this.config.path }, 'pty ready');
+    this.#timer = setInterval(() => this.poll(), POLL_MS).unref();
+    this.poll();
+  }
+
+  private link(path: string): void {
+    // A symlink left by an earlier run is replaced; anything else is the user's file.
+    const st = fs.lstatSync(path, { throwIfNoEntry: false });
+    if (st && !st.isSymbolicLink()) {
+      this.shutdown();
+      throw new Error(`chardev '${this.id}': path '${path}' exists and is not a symlink`);
+    }
+    if (st) fs.unlinkSync(path);
+    fs.symlinkSync(this.#slavePath, path);
+  }
+
+  private poll(): void {
+    if (this.#master < 0) return;
+    if (!this.#link) {
+      if (libc.pollHangup(this.#master)) return;
+      this.attach();
+    }
+    const size = libc.getWinSize(this.#master);
+    if (size.cols !== this.#size?.cols || size.rows !== this.#size?.rows) {
+      this.#size = size;
+      this.emit('resize', size);
+    }
+  }
+
+  private attach(): void {
+    const stream = new tty.ReadStream(libc.dup(this.#master));
+    this.#link = new StreamLink(stream, stream, {
+      data: (chunk) => this.deliver(chunk),
+      writable: () => this.emit('writable'),
+      // EIO: the last holder of the slave closed it. Back to waiting for a peer.
+      end: () => {
+        this.#link = undefined;
+        this.setConnected(false);
+      },
+    }, !this.inputPaused);
+    this.setConnected(true);
+  }
+
+  protected writeOut(data: Uint8Array): number {
+    return this.#link ? this.#link.write(data) : data.length;
+  }
+
+  protected setReading(on: boolean): void {
+    this.#link?.setReading(on);
+  }
+
+  protected shutdown(): void {
+    clearInterval(this.#timer);
+    this.#link?.destroy();
+    this.#link = undefined;
+    if (this.#master >= 0) libc.close(this.#master);
+    this.#master = -1;
+    const path = this.config.path;
+    if (path !== undefined && fs.lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink()) {
+      if (fs.readlinkSync(path) === this.#slavePath) fs.unlinkSync(path);
+    }
+  }
+}

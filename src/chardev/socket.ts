@@ -1,0 +1,150 @@
+// `socket`: unix (`path=`) or TCP (`host=`, `port=`), server or client.
+//
+// Server: one client at a time, like QEMU; a client that arrives while another is connected
+// is closed at once (QEMU leaves it waiting in the backlog; a closed connection tells the
+// user something instead of hanging). When the client leaves, the next one is served.
+// `wait=on` makes start() wait for the first client, as QEMU waits before starting the guest.
+// Client: `reconnect=SECONDS` retries a failed or lost connection; without it a failed first
+// connect fails start() and a lost connection stays lost.
+import fs from 'node:fs';
+import net from 'node:net';
+import { Chardev } from './chardev.js';
+import type { ChardevConfig, SocketOptions } from './options.js';
+import { StreamLink } from './stream.js';
+import { TELNET_GREETING, TelnetFilter, telnetEscape } from './telnet.js';
+
+export class SocketChardev extends Chardev {
+  #server: net.Server | undefined;
+  #link: StreamLink | undefined;
+  #retry: NodeJS.Timeout | undefined;
+  #firstClient: (() => void) | undefined;
+
+  constructor(readonly config: ChardevConfig<SocketOptions>) {
+    super(config.id, 'socket', config.common);
+  }
+
+  /** Where the server listens (the bound TCP port when `port=0` was asked for). */
+  address(): net.AddressInfo | string | null {
+    return this.#server?.address() ?? null;
+  }
+
+  /** The address as a user would write it, for messages. */
+  get where(): string {
+    const a = this.config.address;
+    return a.type === 'unix' ? `unix:${a.path}` : `tcp:${a.host}:${a.port}`;
+  }
+
+  protected async open(): Promise<void> {
+    if (this.config.server) await this.listen();
+    else await this.connect(true);
+  }
+
+  private async listen(): Promise<void> {
+    const a = this.config.address;
+    if (a.type === 'unix') {
+      // A stale socket from an earlier run is replaced (QEMU unlinks too); any other file is kept.
+      const st = fs.lstatSync(a.path, { throwIfNoEntry: false });
+      if (st && !st.isSocket()) throw new Error(`chardev '${this.id}': path '${a.path}' exists and is not a socket`);
+      if (st) fs.unlinkSync(a.path);
+    }
+    const server = net.createServer({ noDelay: this.config.nodelay }, (sock) => this.accept(sock));
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(new Error(`chardev '${this.id}': cannot listen on ${this.where}: ${err.message}`)));
+      if (a.type === 'unix') server.listen(a.path, resolve);
+      else server.listen(a.port, a.host, resolve);
+    });
+    server.on('error', (err) => this.log.warn({ err: err.message }, 'server error'));
+    if (a.type === 'unix') fs.chmodSync(a.path, this.config.mode);
+    this.log.info({ address: this.where }, 'listening');
+    if (this.config.wait && !this.connected) {
+      this.log.info({ address: this.where }, 'waiting for a client (wait=on)');
+      await new Promise<void>((resolve) => (this.#firstClient = resolve));
+    }
+  }
+
+  private accept(sock: net.Socket): void {
+    if (this.#link || this.closed) {
+      this.log.info('refused a second client: one client at a time');
+      sock.destroy();
+      return;
+    }
+    this.serve(sock);
+    this.#firstClient?.();
+    this.#firstClient = undefined;
+  }
+
+  private connect(first: boolean): Promise<void> {
+    const a = this.config.address;
+    return new Promise<void>((resolve, reject) => {
+      const sock = a.type === 'unix' ? net.connect(a.path) : net.connect({ host: a.host, port: a.port, noDelay: this.config.nodelay });
+      sock.once('connect', () => {
+        sock.removeAllListeners('error');
+        this.serve(sock);
+        resolve();
+      });
+      sock.once('error', (err) => {
+        sock.destroy();
+        if (this.config.reconnectMs > 0) {
+          this.log.debug({ err: err.message }, 'connect failed; will retry');
+          this.scheduleReconnect();
+          resolve();
+        } else if (first) {
+          reject(new Error(`chardev '${this.id}': cannot connect to ${this.where}: ${err.message}`));
+        } else {
+          resolve();
+        }
+      });
+    });
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed || this.#retry) return;
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      if (!this.closed && !this.#link) void this.connect(false);
+    }, this.config.reconnectMs);
+    this.#retry.unref();
+  }
+
+  private serve(sock: net.Socket): void {
+    const telnet = this.config.telnet ? new TelnetFilter() : undefined;
+    this.#link = new StreamLink(sock, sock, {
+      data: (chunk) => this.deliver(telnet ? telnet.filter(chunk) : chunk),
+      writable: () => this.emit('writable'),
+      end: (err) => {
+        if (err) this.log.debug({ err: err.message }, 'connection error');
+        this.#link = undefined;
+        this.setConnected(false);
+        if (!this.config.server && this.config.reconnectMs > 0) this.scheduleReconnect();
+      },
+    }, !this.inputPaused);
+    if (telnet) sock.write(TELNET_GREETING);
+    this.setConnected(true);
+  }
+
+  protected writeOut(data: Uint8Array): number {
+    if (!this.#link) return data.length;
+    if (!this.config.telnet) return this.#link.write(data);
+    // Escaping may lengthen the bytes: take all or nothing so the count stays in source bytes.
+    return this.#link.writeWhole(telnetEscape(data)) ? data.length : 0;
+  }
+
+  protected setReading(on: boolean): void {
+    this.#link?.setReading(on);
+  }
+
+  protected async shutdown(): Promise<void> {
+    clearTimeout(this.#retry);
+    this.#retry = undefined;
+    this.#firstClient?.();
+    this.#firstClient = undefined;
+    this.#link?.destroy();
+    this.#link = undefined;
+    const server = this.#server;
+    this.#server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    const a = this.config.address;
+    if (this.config.server && a.type === 'unix') fs.rmSync(a.path, { force: true });
+  }
+}

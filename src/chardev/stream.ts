@@ -1,0 +1,116 @@
+// Joins a chardev to Node streams (a socket, a tty, a FIFO, a file). Node streams accept
+// every write and queue it; a chardev must say "would block" instead, so a link lets a write
+// fill the stream's queue up to its high-water mark and no further (the analogue of a full
+// kernel socket buffer), and reports 'drain' as the chardev's 'writable'.
+import type { Readable, Writable } from 'node:stream';
+
+export interface LinkHandlers {
+  data(chunk: Buffer): void;
+  /** The writable side drained after a short write. */
+  writable(): void;
+  /** The peer went away or the stream failed; the link is dead. */
+  end(err?: Error): void;
+}
+
+export class StreamLink {
+  #wantDrain = false;
+  #ended = false;
+  readonly #cleanup: (() => void)[] = [];
+
+  constructor(
+    readonly input: Readable | undefined,
+    readonly output: Writable | undefined,
+    private readonly handlers: LinkHandlers,
+    reading: boolean,
+  ) {
+    const on = (s: Readable | Writable, ev: string, fn: (...a: any[]) => void) => {
+      s.on(ev, fn);
+      this.#cleanup.push(() => s.off(ev, fn));
+    };
+    const end = (err?: Error) => this.finish(err);
+    for (const s of new Set([input, output])) {
+      if (!s) continue;
+      on(s, 'error', end);
+      on(s, 'close', () => end());
+    }
+    if (input) {
+      on(input, 'data', (chunk: Buffer) => handlers.data(chunk));
+      on(input, 'end', () => end());
+      if (reading) input.resume();
+      else input.pause();
+    }
+    if (output) {
+      on(output, 'drain', () => {
+        if (!this.#wantDrain) return;
+        this.#wantDrain = false;
+        handlers.writable();
+      });
+    }
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Queue at most what fits below the stream's high-water mark; return the bytes taken. */
+  write(data: Uint8Array): number {
+    const out = this.output;
+    if (!out || this.#ended || out.destroyed) return data.length;
+    const room = out.writableHighWaterMark - out.writableLength;
+    const n = Math.max(0, Math.min(room, data.length));
+    // The queue keeps a reference: give it a copy it owns.
+    if (n > 0) out.write(Buffer.from(data.subarray(0, n)));
+    // Short means the queue reached the mark, so write() returned false and 'drain' will come.
+    if (n < data.length) this.#wantDrain = true;
+    return n;
+  }
+
+  /** Queue all of `data` if the queue is below its mark at all (may overshoot it once). */
+  writeWhole(data: Uint8Array): boolean {
+    const out = this.output;
+    if (!out || this.#ended || out.destroyed) return true;
+    if (out.writableLength >= out.writableHighWaterMark) {
+      this.#wantDrain = true;
+      return false;
+    }
+    if (!out.write(Buffer.from(data))) this.#wantDrain = true;
+    return true;
+  }
+
+  setReading(on: boolean): void {
+    if (!this.input || this.#ended) return;
+    if (on) this.input.resume();
+    else this.input.pause();
+  }
+
+  /** Stop using the streams but leave them open (the process's own stdin/stdout). */
+  release(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.input?.pause();
+    for (const f of this.#cleanup.splice(0)) f();
+  }
+
+  /** Tear the streams down without reporting an end (the owner knows). Queued output is lost. */
+  destroy(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#teardown();
+  }
+
+  private finish(err?: Error): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#teardown();
+    this.handlers.end(err);
+  }
+
+  #teardown(): void {
+    for (const f of this.#cleanup.splice(0)) f();
+    for (const s of new Set([this.input, this.output])) {
+      if (!s) continue;
+      s.on('error', () => {}); // late errors of a stream we are discarding
+      s.destroy();
+    }
+  }
+}
