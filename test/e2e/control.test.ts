@@ -14,12 +14,10 @@ test('guest open/close of a named port is reported as VSERPORT_CHANGE', async ()
   expect(c.events.filter((ev) => ev.event === 'VSERPORT_CHANGE' && ev.data?.open === true)).toEqual([]);
 
   await g.ok('e2e_open org.e2e.port1');
-  const opened = await c.waitEvent('VSERPORT_CHANGE', (x) => x.open === true);
-  e.log.write('test', `open event: ${JSON.stringify(opened)}`);
+  // The shape QEMU itself sends (checked in rig.test.ts): the port's device id and the state.
+  expect((await c.waitEvent('VSERPORT_CHANGE', (x) => x.open === true)).data).toEqual({ id: 'dev-p1', open: true });
   await g.ok('e2e_close org.e2e.port1');
-  const closed = await c.waitEvent('VSERPORT_CHANGE', (x) => x.open === false);
-  expect(closed.data?.id).toBe(opened.data?.id);
-  expect(String(opened.data?.id)).toMatch(/p1|org\.e2e\.port1/);
+  expect((await c.waitEvent('VSERPORT_CHANGE', (x) => x.open === false)).data).toEqual({ id: 'dev-p1', open: false });
 });
 
 test('hot-plug: device_add makes a named port appear in the guest, device_del removes it', async () => {

@@ -34,9 +34,20 @@ export interface Rig {
   firmware: string;
 }
 
-/** The rig written by test/e2e/rig/provision.sh, or undefined if it has not been provisioned. */
+const GUEST_INIT = join(ROOT, 'test/e2e/rig/guest-init');
+
+/**
+ * The rig written by test/e2e/rig/provision.sh, or undefined if it has not been provisioned.
+ * If guest-init changed since the initramfs was built, provision.sh runs again first (it then
+ * only repacks the initramfs, in about a second, without the network).
+ */
 export function loadRig(envFile = join(CACHE, 'rig.env')): Rig | undefined {
   if (!existsSync(envFile)) return undefined;
+  const initHash = md5(readFileSync(GUEST_INIT)).slice(0, 12);
+  if (!readFileSync(envFile, 'utf8').includes(`INIT_HASH_BUILT=${initHash}\n`)) {
+    const r = spawnSync('bash', [join(ROOT, 'test/e2e/rig/provision.sh'), dirname(envFile)], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`repacking the initramfs for the changed guest-init failed:\n${r.stderr}`);
+  }
   const env = new Map<string, string>();
   for (const line of readFileSync(envFile, 'utf8').split('\n')) {
     const m = /^([A-Z_]+)=(.*)$/.exec(line);
@@ -149,6 +160,7 @@ export function daemonHelp(): string {
   return helpText;
 }
 
+/** A named port whose host side is a server socket DIR/<id>.sock: chardev id `id`, device id `dev-<id>`. */
 export interface DaemonPort { id: string; name: string }
 export interface DaemonConfig {
   consoleSize?: string;            // --console-size, e.g. '100x40'
@@ -169,7 +181,8 @@ export function daemonArgs(dir: string, c: DaemonConfig): string[] {
   if (c.control) a.push('--control', join(dir, 'qmp.sock'));
   a.push(...sock('con'), '--chardev', `file,id=log,path=${join(dir, 'console.log')}`,
     '--chardev', 'hub,id=hub0,chardevs.0=con,chardevs.1=log', '--device', 'virtconsole,chardev=hub0');
-  for (const p of c.ports ?? []) a.push(...sock(p.id), '--device', `virtserialport,chardev=${p.id},name=${p.name}`);
+  // Device ids as in QEMU, where VSERPORT_CHANGE names the port by its device id.
+  for (const p of c.ports ?? []) a.push(...sock(p.id), '--device', `virtserialport,id=dev-${p.id},chardev=${p.id},name=${p.name}`);
   for (const id of c.spareChardevs ?? []) a.push(...sock(id));
   return a;
 }
@@ -340,7 +353,8 @@ export interface E2E {
   rig: Rig;
   startDaemon(config: DaemonConfig): Promise<Daemon>;
   boot(opts: BootOptions): Promise<Guest>;
-  control(daemon: Daemon): Promise<Control>;
+  /** The daemon's control socket, or with 'builtin' QEMU's own QMP (the reference for events). */
+  control(daemon: Daemon | 'builtin'): Promise<Control>;
   peer(daemon: Daemon, id: string): Promise<HostPeer>;
   /** Skip the test, loudly, because the daemon lacks `capability`. */
   skip(capability: string): never;
@@ -396,11 +410,12 @@ export function useE2E(): () => E2E {
           '-kernel', rig!.kernel, '-initrd', rig!.initrd, '-append', `console=ttyS0 panic=-1 quiet ${opts.append ?? ''}`,
         ];
         if (opts.daemon === 'builtin') {
-          args.push('-device', 'virtio-serial-pci,id=vser0,max_ports=2',
-            '-chardev', `socket,id=ref0,path=${join(dir, 'builtin0.sock')},server=on,wait=off`,
-            '-device', 'virtconsole,bus=vser0.0,nr=0,chardev=ref0',
-            '-chardev', `socket,id=ref1,path=${join(dir, 'builtin1.sock')},server=on,wait=off`,
-            '-device', 'virtserialport,bus=vser0.0,nr=1,chardev=ref1,name=org.e2e.port1');
+          // QEMU's own device, its QMP socket (qemu-qmp.sock) and a spare chardev ref2 for hot-plug.
+          const ref = (n: number): string[] => ['-chardev', `socket,id=ref${n},path=${join(dir, `builtin${n}.sock`)},server=on,wait=off`];
+          args.push('-device', 'virtio-serial-pci,id=vser0,max_ports=4', ...ref(0), ...ref(1), ...ref(2),
+            '-device', 'virtconsole,bus=vser0.0,nr=0,chardev=ref0,id=con0',
+            '-device', 'virtserialport,bus=vser0.0,nr=1,chardev=ref1,name=org.e2e.port1,id=port1',
+            '-qmp', `unix:${join(dir, 'qemu-qmp.sock')},server=on,wait=off`);
         } else {
           const vqs = opts.numVqs ?? opts.daemon.numVqs;
           args.push('-chardev', `socket,id=vu0,path=${opts.daemon.socket}`,
@@ -413,7 +428,7 @@ export function useE2E(): () => E2E {
         return g;
       },
       async control(daemon) {
-        const c = await Control.connect(join(daemon.dir, 'qmp.sock'), log);
+        const c = await Control.connect(join(dir, daemon === 'builtin' ? 'qemu-qmp.sock' : 'qmp.sock'), log);
         cleanups.push(() => c.close());
         return c;
       },
