@@ -286,7 +286,11 @@ export class Control {
   execute(command: string, args?: Record<string, unknown>): Promise<QmpReply> {
     const msg = JSON.stringify(args ? { execute: command, arguments: args } : { execute: command });
     this.log.write('control>', msg);
-    return new Promise((r) => { this.replies.push(r); this.sock.write(`${msg}\n`); });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no reply to ${msg} within 10 s`)), 10_000);
+      this.replies.push((r) => { clearTimeout(timer); resolve(r); });
+      this.sock.write(`${msg}\n`);
+    });
   }
   /** The next (or an already received) event named `name` whose data satisfies `match`. */
   waitEvent(name: string, match: (d: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<QmpEvent> {
