@@ -1,0 +1,377 @@
+#include "core/console_device.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace vhc {
+
+namespace {
+
+constexpr uint64_t kFeatureSize = 1ull << 0, kFeatureMultiport = 1ull << 1, kFeatureEmergWrite = 1ull << 2;
+
+// Control events (virtio spec 5.3.6.2; names as in Linux).
+enum ControlEvent : uint16_t {
+  kDeviceReady = 0, kPortAdd = 1, kPortRemove = 2, kPortReady = 3,
+  kConsolePort = 4, kResize = 5, kPortOpen = 6, kPortName = 7,
+};
+constexpr unsigned kCtrlRx = 2, kCtrlTx = 3;
+constexpr size_t kControlHeader = 8;  // le32 id, le16 event, le16 value
+
+// Chains taken per service call before yielding to the event loop.
+constexpr unsigned kBatchChains(uint32_t queueSize) { return 2 * queueSize; }
+
+void putLe16(uint8_t* p, uint16_t v) { p[0] = static_cast<uint8_t>(v); p[1] = static_cast<uint8_t>(v >> 8); }
+void putLe32(uint8_t* p, uint32_t v) {
+  putLe16(p, static_cast<uint16_t>(v));
+  putLe16(p + 2, static_cast<uint16_t>(v >> 16));
+}
+
+// Copies up to `len` bytes into the device-writable buffers of `chain`; returns the count.
+size_t fillChain(const Chain& chain, const uint8_t* data, size_t len) {
+  size_t done = 0;
+  for (const Segment& s : chain.segs) {
+    if (!s.writable || done == len) continue;
+    size_t n = std::min<size_t>(s.len, len - done);
+    std::memcpy(s.ptr, data + done, n);
+    done += n;
+  }
+  return done;
+}
+
+}  // namespace
+
+ConsoleDevice::ConsoleDevice(const ConsoleConfig& config, ConsoleEvents& events) : config_(config), events_(events) {}
+
+uint64_t ConsoleDevice::features() const {
+  return kFeatureSize | (config_.multiport ? kFeatureMultiport : 0) | kFeatureEmergWrite | kFeatureVersion1 |
+         kFeatureEventIdx | kFeatureIndirectDesc | kFeatureProtocolFeatures;
+}
+
+bool ConsoleDevice::multiportActive() const {
+  return t_ && (t_->ackedFeatures() & kFeatureMultiport);
+}
+
+ConsoleDevice::Port* ConsoleDevice::findPort(uint32_t nr) {
+  auto it = ports_.find(nr);
+  return it == ports_.end() ? nullptr : &it->second;
+}
+
+ConsoleDevice::Port* ConsoleDevice::portOfQueue(unsigned index) {
+  if (index < 2) return findPort(0);
+  if (index < 4) return nullptr;
+  return findPort((index - 2) / 2);
+}
+
+// ---------------------------------------------------------------- host side
+
+bool ConsoleDevice::addPort(uint32_t nr, const std::string* name, bool console, std::string& err) {
+  if (nr >= config_.maxPorts) return err = strfmt("port %u: nr is not below max_nr_ports %u", nr, config_.maxPorts), false;
+  if (!config_.multiport && nr != 0)
+    return err = strfmt("port %u: without multiport the device has only port 0", nr), false;
+  if (!config_.multiport && !console)
+    return err = "port 0: without multiport the only port is the console", false;
+  if (ports_.count(nr)) return err = strfmt("port %u already exists", nr), false;
+  if (name) {
+    if (name->empty() || name->size() > kMaxNameLen || name->find('\0') != std::string::npos)
+      return err = strfmt("port %u: name '%s' must be 1..%zu bytes without NUL", nr, name->c_str(), kMaxNameLen), false;
+    for (const auto& [otherNr, other] : ports_)
+      if (other.hasName && other.name == *name)
+        return err = strfmt("port %u: name '%s' is already used by port %u", nr, name->c_str(), otherNr), false;
+  }
+  Port& p = ports_[nr];
+  p.nr = nr;
+  p.hasName = name != nullptr;
+  if (name) p.name = *name;
+  p.console = console;
+  // A port added at run time is announced now; at start-up DEVICE_READY announces all.
+  if (multiportActive() && driverReady_) sendControl(nr, kPortAdd, 1);
+  return true;
+}
+
+bool ConsoleDevice::removePort(uint32_t nr, std::string& err) {
+  if (!ports_.count(nr)) return err = strfmt("port %u does not exist", nr), false;
+  if (multiportActive() && driverReady_) sendControl(nr, kPortRemove, 1);
+  ports_.erase(nr);
+  return true;
+}
+
+bool ConsoleDevice::setHostOpen(uint32_t nr, bool open, std::string& err) {
+  Port* p = findPort(nr);
+  if (!p) return err = strfmt("port %u does not exist", nr), false;
+  if (p->hostOpen == open) return true;
+  p->hostOpen = open;
+  if (multiportActive() && p->ready) sendControl(nr, kPortOpen, open ? 1 : 0);
+  return true;
+}
+
+bool ConsoleDevice::setOutputPaused(uint32_t nr, bool paused, std::string& err) {
+  Port* p = findPort(nr);
+  if (!p) return err = strfmt("port %u does not exist", nr), false;
+  p->paused = paused;
+  if (!paused) serviceQueue(rxQueueOf(nr) + 1);  // take what the guest queued meanwhile
+  return true;
+}
+
+bool ConsoleDevice::stats(uint32_t nr, PortStats& out) const {
+  auto it = ports_.find(nr);
+  if (it == ports_.end()) return false;
+  out = it->second.stats;
+  return true;
+}
+
+size_t ConsoleDevice::write(uint32_t nr, const uint8_t* data, size_t len) {
+  Port* p = findPort(nr);
+  if (!p || !p->guestOpen || !t_ || len == 0) return 0;
+  Virtqueue* q = t_->queue(rxQueueOf(nr));
+  if (!q) {
+    p->wantWritable = true;
+    return 0;
+  }
+  size_t done = 0;
+  for (;;) {
+    int r = 0;
+    while (done < len && (r = q->pop(chain_)) == 1) {
+      size_t n = fillChain(chain_, data + done, len - done);
+      q->push(chain_.head, static_cast<uint32_t>(n));
+      done += n;
+    }
+    if (r < 0 || done == len || !q->rearm()) break;
+  }
+  q->flush();  // one used-index update and at most one interrupt per write
+  if (done < len) p->wantWritable = true;
+  p->stats.toGuest += done;
+  return done;
+}
+
+void ConsoleDevice::setConsoleSize(uint16_t cols, uint16_t rows) {
+  config_.cols = cols;
+  config_.rows = rows;
+  if (!t_) return;
+  if (multiportActive()) {
+    // Multiport Linux ignores config interrupts: the size travels as RESIZE messages.
+    for (const auto& [nr, p] : ports_)
+      if (p.console && p.ready) sendResize(p);
+  } else if (!t_->notifyConfigChange()) {
+    log(LogLevel::Debug, "console size changed but the front-end has no back-end channel to be told");
+  }
+}
+
+// ---------------------------------------------------------------- config space
+
+void ConsoleDevice::readConfig(uint32_t offset, uint8_t* out, uint32_t len) {
+  uint8_t cfg[12] = {};
+  putLe16(cfg, config_.cols);
+  putLe16(cfg + 2, config_.rows);
+  putLe32(cfg + 4, config_.maxPorts);
+  // emerg_wr (8..11) reads as 0
+  std::memcpy(out, cfg + offset, len);  // the transport checked offset + len <= 12
+}
+
+bool ConsoleDevice::writeConfig(uint32_t offset, const uint8_t* data, uint32_t len) {
+  // Only emerg_wr is writable: its low byte is one character of console output.
+  if (offset != 8 || len == 0) return false;
+  Port* target = findPort(0);
+  if (!target || !target->console)
+    for (auto& [nr, p] : ports_)
+      if (p.console) { target = &p; break; }
+  if (!target) {
+    log(LogLevel::Debug, "emergency write with no console port: dropped");
+    return true;
+  }
+  target->stats.fromGuest += 1;
+  events_.data(target->nr, data, 1);
+  return true;
+}
+
+// ---------------------------------------------------------------- connection life-cycle
+
+void ConsoleDevice::attach(DeviceTransport* transport) {
+  reset();
+  t_ = transport;
+}
+
+void ConsoleDevice::reset() {
+  driverReady_ = false;
+  control_.clear();
+  for (auto& [nr, p] : ports_) {
+    p.ready = false;
+    p.wantWritable = false;
+    if (p.guestOpen) {
+      p.guestOpen = false;
+      events_.guestOpen(nr, false);
+    }
+  }
+}
+
+void ConsoleDevice::queueReady(unsigned index) {
+  // Without multiport there is no handshake: port 0 is the console as soon as its queues run.
+  if (!multiportActive() && index < 2) {
+    Port* p = findPort(0);
+    if (p && !p->ready) {
+      p->ready = true;
+      events_.portReady(0);
+      p->guestOpen = true;
+      events_.guestOpen(0, true);
+    }
+  }
+  serviceQueue(index);
+}
+
+void ConsoleDevice::queueKicked(unsigned index) { serviceQueue(index); }
+
+void ConsoleDevice::serviceQueue(unsigned index) {
+  if (!t_ || !t_->queue(index)) return;
+  bool multiport = multiportActive();
+  if (multiport && index == kCtrlRx) return flushControl();
+  if (multiport && index == kCtrlTx) return handleControlOutput();
+  Port* port = portOfQueue(index);
+  if (index % 2 == 1) return drainOutput(index, port);
+  // An rx queue: the guest posted buffers.
+  if (port && port->wantWritable) {
+    port->wantWritable = false;
+    events_.writable(port->nr);
+  }
+}
+
+// ---------------------------------------------------------------- guest -> host
+
+void ConsoleDevice::drainOutput(unsigned index, Port* port) {
+  // A paused generic port is left alone: the guest's writes block until the host resumes.
+  // The console is never held: Linux busy-waits for each console buffer.
+  if (port && port->paused && !port->console) return;
+  Virtqueue* q = t_->queue(index);
+  unsigned budget = kBatchChains(q->size());
+  int r = 0;
+  for (;;) {
+    while (budget > 0 && (r = q->pop(chain_)) == 1) {
+      --budget;
+      for (const Segment& s : chain_.segs) {
+        if (s.writable || !port) continue;  // data for a port that is gone is dropped
+        port->stats.fromGuest += s.len;
+        events_.data(port->nr, s.ptr, s.len);
+      }
+      q->push(chain_.head, 0);
+    }
+    if (r < 0) return;
+    q->flush();
+    if (budget == 0) return q->kickSelf();
+    if (!q->rearm()) return;
+  }
+}
+
+void ConsoleDevice::handleControlOutput() {
+  Virtqueue* q = t_->queue(kCtrlTx);
+  unsigned budget = kBatchChains(q->size());
+  int r = 0;
+  for (;;) {
+    while (budget > 0 && (r = q->pop(chain_)) == 1) {
+      --budget;
+      uint8_t msg[kControlHeader];
+      size_t have = 0;
+      for (const Segment& s : chain_.segs) {
+        if (s.writable || have == sizeof msg) continue;
+        size_t n = std::min<size_t>(s.len, sizeof msg - have);
+        std::memcpy(msg + have, s.ptr, n);
+        have += n;
+      }
+      q->push(chain_.head, 0);
+      if (have < sizeof msg) {
+        log(LogLevel::Warn, strfmt("control message of %zu bytes is shorter than %zu: ignored", have, sizeof msg));
+        continue;
+      }
+      uint32_t id;
+      uint16_t event, value;
+      std::memcpy(&id, msg, 4);
+      std::memcpy(&event, msg + 4, 2);
+      std::memcpy(&value, msg + 6, 2);
+      handleControl(id, event, value);
+      if (!t_ || !t_->queue(kCtrlTx)) return;  // the connection failed meanwhile
+    }
+    if (r < 0) return;
+    q->flush();
+    if (budget == 0) return q->kickSelf();
+    if (!q->rearm()) return;
+  }
+}
+
+void ConsoleDevice::handleControl(uint32_t id, uint16_t event, uint16_t value) {
+  Port* p = event == kDeviceReady ? nullptr : findPort(id);
+  switch (event) {
+    case kDeviceReady:
+      if (value != 1) return log(LogLevel::Error, "guest driver reports that device set-up failed (DEVICE_READY 0)");
+      driverReady_ = true;
+      events_.driverReady();
+      for (const auto& [nr, port] : ports_) sendControl(nr, kPortAdd, 1);
+      return;
+    case kPortReady:
+      if (!p) return log(LogLevel::Warn, strfmt("guest sent PORT_READY for unknown port %u", id));
+      if (value != 1) return log(LogLevel::Error, strfmt("guest failed to add port %u (PORT_READY 0)", id));
+      // The order QEMU uses: CONSOLE_PORT, PORT_NAME, PORT_OPEN; then the console's size,
+      // which Linux only accepts once the port is a console.
+      p->ready = true;
+      if (p->console) sendControl(id, kConsolePort, 1);
+      if (p->hasName) {
+        std::string withNul = p->name;
+        withNul.push_back('\0');
+        sendControl(id, kPortName, 1, reinterpret_cast<const uint8_t*>(withNul.data()), withNul.size());
+      }
+      if (p->hostOpen) sendControl(id, kPortOpen, 1);
+      if (p->console) sendResize(*p);
+      events_.portReady(id);
+      return;
+    case kPortOpen: {
+      if (!p) return log(LogLevel::Warn, strfmt("guest sent PORT_OPEN for unknown port %u", id));
+      bool open = value != 0;
+      if (p->guestOpen == open) return;
+      p->guestOpen = open;
+      events_.guestOpen(id, open);
+      return;
+    }
+    default:
+      return log(LogLevel::Debug, strfmt("ignored control event %u (value %u) for port %u", event, value, id));
+  }
+}
+
+// ---------------------------------------------------------------- host -> guest control
+
+void ConsoleDevice::sendResize(const Port& port) {
+  uint8_t size[4];
+  putLe16(size, config_.resizeColsFirst ? config_.cols : config_.rows);
+  putLe16(size + 2, config_.resizeColsFirst ? config_.rows : config_.cols);
+  sendControl(port.nr, kResize, 0, size, sizeof size);
+}
+
+void ConsoleDevice::sendControl(uint32_t id, uint16_t event, uint16_t value, const uint8_t* extra, size_t extraLen) {
+  if (control_.size() >= kMaxPendingControl) {
+    log(LogLevel::Error, strfmt("control queue full (%zu messages waiting for guest buffers): dropped event %u for port %u",
+                                control_.size(), event, id));
+    return;
+  }
+  std::vector<uint8_t> msg(kControlHeader + extraLen);
+  putLe32(msg.data(), id);
+  putLe16(msg.data() + 4, event);
+  putLe16(msg.data() + 6, value);
+  if (extraLen) std::memcpy(msg.data() + kControlHeader, extra, extraLen);
+  control_.push_back(std::move(msg));
+  flushControl();
+}
+
+void ConsoleDevice::flushControl() {
+  Virtqueue* q = t_ ? t_->queue(kCtrlRx) : nullptr;
+  if (!q) return;  // sent when the guest posts control buffers
+  for (;;) {
+    int r = 0;
+    while (!control_.empty() && (r = q->pop(chain_)) == 1) {
+      const std::vector<uint8_t>& msg = control_.front();
+      size_t n = fillChain(chain_, msg.data(), msg.size());
+      if (n < msg.size())
+        log(LogLevel::Warn, strfmt("control buffer of %zu bytes truncated a %zu-byte message", n, msg.size()));
+      q->push(chain_.head, static_cast<uint32_t>(n));
+      control_.pop_front();
+    }
+    if (r < 0 || control_.empty() || !q->rearm()) break;
+  }
+  q->flush();
+}
+
+}  // namespace vhc

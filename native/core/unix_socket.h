@@ -1,0 +1,16 @@
+// The listening unix socket a front-end connects to.
+#pragma once
+
+#include <string>
+
+namespace vhc {
+
+// Creates, binds (file mode `mode`) and listens on `path`. A stale socket file (nobody
+// accepts on it) is replaced; a live one, or a path that is not a socket, is refused.
+// Returns the non-blocking listening fd, or -1 with `err` set.
+int listenUnixSocket(const std::string& path, unsigned mode, std::string& err);
+
+// Accepts one pending connection (non-blocking, close-on-exec); -1 if none.
+int acceptUnixConnection(int listenFd);
+
+}  // namespace vhc
