@@ -11,7 +11,7 @@
 //  - single-port mode (no MULTIPORT): port 0 is the console at once, size from config.
 // Everything odd the device does is pushed to `anomalies` so tests can assert there is none.
 import { EventEmitter } from 'node:events';
-import { VhostUserFrontend, type FrontendOptions, type InitResult } from './frontend.js';
+import { VhostUserFrontend, type FrontendOptions, type InitResult, type StartHooks } from './frontend.js';
 import { F, bit, has, parseConsoleConfig, type ConsoleConfig } from './protocol.js';
 import type { SplitQueue } from './virtqueue.js';
 
@@ -38,6 +38,8 @@ export interface ConsoleDriverOptions extends Omit<FrontendOptions, 'numQueues'>
   rxRepost?: boolean;
   /** How long waits fail after (default 10 s). */
   timeoutMs?: number;
+  /** Bends the front-end's start sequence (bad-input tests). */
+  startHooks?: StartHooks;
 }
 
 /** A fixed-size slot allocator in guest memory for one queue's buffers. */
@@ -66,7 +68,11 @@ export class ConsolePort {
   /** Bytes the host sent while the port was closed on the guest side (Linux throws them away). */
   discardedBytes = 0;
   receivedBytes = 0;
-  private received: Buffer[] = [];
+  // Received bytes not yet read: [head, tail) of a buffer that grows by doubling, so a
+  // million 1-byte deliveries cost a copy each, not an object each.
+  private store = new Uint8Array(64 * 1024);
+  private head = 0;
+  private tail = 0;
   rxPosted = 0;
   rxRepost: boolean;
 
@@ -93,28 +99,44 @@ export class ConsolePort {
     return this.drv.postRx(this, n, size);
   }
 
-  /** Everything received so far (and forgets it). */
+  /** Everything received and not yet read (and forgets it). */
   take(): Buffer {
-    const b = Buffer.concat(this.received);
-    this.received = [];
+    return this.takeN(this.bufferedBytes);
+  }
+
+  private takeN(n: number): Buffer {
+    const b = Buffer.from(this.store.subarray(this.head, this.head + n));
+    this.head += n;
+    if (this.head === this.tail) this.head = this.tail = 0;
     return b;
   }
 
   /** Waits until `n` bytes are there, then takes exactly `n`. */
   async read(n: number, timeoutMs?: number): Promise<Buffer> {
-    await this.drv.waitFor(() => this.bufferedBytes >= n, `port ${this.id}: ${n} bytes from the host (have ${this.bufferedBytes})`, timeoutMs);
-    const all = this.take();
-    if (all.length > n) this.received.push(all.subarray(n));
-    return all.subarray(0, n);
+    await this.drv.waitFor(() => this.bufferedBytes >= n, `port ${this.id}: ${n} bytes from the host`, timeoutMs);
+    return this.takeN(n);
   }
 
-  get bufferedBytes(): number { let n = 0; for (const b of this.received) n += b.length; return n; }
+  get bufferedBytes(): number { return this.tail - this.head; }
 
-  /** @internal */
-  deliver(data: Buffer): void {
+  /** @internal Data from an rx buffer (a view of guest memory: copied here). */
+  deliver(data: Uint8Array): void {
     if (!this.console && !this.guestOpen) { this.discardedBytes += data.length; return; }
     this.receivedBytes += data.length;
-    this.received.push(data);
+    if (this.tail + data.length > this.store.length) {
+      const live = this.tail - this.head;
+      if (live + data.length > this.store.length / 2) {
+        const next = new Uint8Array(Math.max(this.store.length * 2, 2 * (live + data.length)));
+        next.set(this.store.subarray(this.head, this.tail), 0);
+        this.store = next;
+      } else {
+        this.store.copyWithin(0, this.head, this.tail);
+      }
+      this.head = 0;
+      this.tail = live;
+    }
+    this.store.set(data, this.tail);
+    this.tail += data.length;
   }
 
   /**
@@ -153,8 +175,11 @@ export class ConsoleDriver extends EventEmitter {
   private controlWork: Promise<void> = Promise.resolve();
   private controlTx: Promise<void> = Promise.resolve();
 
+  private readonly startHooks: StartHooks;
+
   private constructor(opts: ConsoleDriverOptions, numQueues: number) {
     super();
+    this.startHooks = opts.startHooks ?? {};
     this.setMaxListeners(0);
     this.opts = {
       multiport: true, rxBufSize: 4096, txBufSize: 32 * 1024, rxFill: Infinity, rxRepost: true, timeoutMs: 10_000,
@@ -202,7 +227,7 @@ export class ConsoleDriver extends EventEmitter {
     if (fe.options.indirect !== 'never') want |= bit(F.RING_INDIRECT_DESC);
     this.features = dev & want;
     const active = this.multiport ? 2 * (this.config.maxNrPorts + 1) : 2;
-    await fe.start(this.features, active);
+    await fe.start(this.features, active, this.startHooks);
     if (!this.multiport) {
       // Single port: port 0 is the console from the start; the size comes from config.
       this.config = parseConsoleConfig(await fe.getConfig(cfgSize));
@@ -272,7 +297,7 @@ export class ConsoleDriver extends EventEmitter {
       while ((u = q.getUsed())) {
         const t = u.token as RxToken;
         port.rxPosted--;
-        const data = Buffer.from(this.fe.mem.bytes.subarray(t.off, t.off + Math.min(u.len, t.size)));
+        const data = this.fe.mem.bytes.subarray(t.off, t.off + Math.min(u.len, t.size));
         if (port.removed) this.anomalies.push(`port ${port.id}: ${u.len} bytes arrived after PORT_REMOVE`);
         else port.deliver(data);
         pool.give(t.off);

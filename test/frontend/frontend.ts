@@ -4,13 +4,13 @@
 // reply the way QEMU does (flags exactly 0x5, request echoed, exact sizes) and records
 // anything unexpected in `protocolErrors` so tests can assert the daemon said nothing odd.
 import net from 'node:net';
-import { close, connectUnix, eventfd, eventfdSignal, sendWithFds, socketpair } from './libc.js';
+import { close, connectUnix, eventfd, eventfdSignal, sendWithFds, shutdownWrite, socketpair } from './libc.js';
 import { GuestMemory, type GuestMemoryOptions } from './memory.js';
 import { EventfdPoller } from './poller.js';
 import {
   BackendReq, F, FLAG_NEED_REPLY, FLAG_REPLY, FLAG_VERSION, HEADER_SIZE, ProtoF, REPLYING, Req, Status,
   bit, configMsg, decodeHeader, encodeMessage, has, memRegionMsg, memTable, readConfigMsg, readU64,
-  readVringState, reqName, u64, vringAddr, vringState,
+  readVringState, reqName, u64, vringAddr, vringState, type VringAddr,
 } from './protocol.js';
 import { SplitQueue, type IndirectMode } from './virtqueue.js';
 
@@ -46,9 +46,17 @@ const KNOWN_PROTOCOL = [ProtoF.MQ, ProtoF.REPLY_ACK, ProtoF.BACKEND_REQ, ProtoF.
 
 export interface InitResult {
   features: bigint;
+  /** What GET_PROTOCOL_FEATURES offered; `protocolFeatures` is what was agreed. */
+  offeredProtocolFeatures: bigint;
   protocolFeatures: bigint;
   queueNum?: number;
   maxMemSlots?: number;
+}
+
+/** Ways to bend the start sequence for bad-input tests. */
+export interface StartHooks {
+  /** Rewrites the SET_VRING_ADDR payload of each queue. */
+  vringAddr?: (a: VringAddr) => VringAddr;
 }
 
 export interface BackendMessage { request: number; flags: number; payload: Buffer }
@@ -112,6 +120,11 @@ export class VhostUserFrontend {
   /** Sends bytes as they are, with optional fds: for malformed-input tests. */
   sendRaw(bytes: Uint8Array, fds: readonly number[] = []): void {
     sendWithFds(this.fd, bytes, fds);
+  }
+
+  /** Half-closes our side: the backend reads EOF (e.g. in the middle of a message). */
+  shutdownWrite(): void {
+    shutdownWrite(this.fd);
   }
 
   private onData(d: Buffer): void {
@@ -189,9 +202,10 @@ export class VhostUserFrontend {
   async init(): Promise<InitResult> {
     const o = this.opts;
     this.deviceFeatures = await this.getU64(Req.GET_FEATURES);
-    const res: InitResult = { features: this.deviceFeatures, protocolFeatures: 0n };
+    const res: InitResult = { features: this.deviceFeatures, offeredProtocolFeatures: 0n, protocolFeatures: 0n };
     if (has(this.deviceFeatures, F.PROTOCOL_FEATURES)) {
       const offered = await this.getU64(Req.GET_PROTOCOL_FEATURES);
+      res.offeredProtocolFeatures = offered;
       let mask = KNOWN_PROTOCOL;
       if (!o.replyAck) mask &= ~bit(ProtoF.REPLY_ACK);
       if (!o.memSlots) mask &= ~bit(ProtoF.CONFIGURE_MEM_SLOTS);
@@ -267,7 +281,7 @@ export class VhostUserFrontend {
    * DRIVER_OK: vhost_dev_start for the first `activeQueues` queues (the ones the guest set up).
    * `acked` are the guest's features; PROTOCOL_FEATURES is added back as QEMU does.
    */
-  async start(acked: bigint, activeQueues = this.opts.numQueues): Promise<void> {
+  async start(acked: bigint, activeQueues = this.opts.numQueues, hooks: StartHooks = {}): Promise<void> {
     const o = this.opts;
     this.ackedFeatures = acked;
     const features = acked | (this.deviceFeatures & bit(F.PROTOCOL_FEATURES));
@@ -294,7 +308,9 @@ export class VhostUserFrontend {
       await this.request(Req.SET_VRING_NUM, vringState(i, o.queueSize));
       await this.request(Req.SET_VRING_BASE, vringState(i, 0));
       const a = q.addrs;
-      await this.request(Req.SET_VRING_ADDR, vringAddr({ index: i, desc: a.desc, used: a.used, avail: a.avail, log: this.mem.gpa(q.usedOff) }));
+      let addr: VringAddr = { index: i, desc: a.desc, used: a.used, avail: a.avail, log: this.mem.gpa(q.usedOff) };
+      if (hooks.vringAddr) addr = hooks.vringAddr(addr);
+      await this.request(Req.SET_VRING_ADDR, vringAddr(addr));
       const kick = this.newEventfd();
       eventfdSignal(kick); // QEMU's host notifier arrives already signalled once
       this.kickFds[i] = kick;

@@ -19,6 +19,7 @@ const c = {
   connect: lib.func('int connect(int fd, const void *addr, uint32_t addrlen)'),
   socketpair: lib.func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)'),
   sendmsg: lib.func('intptr_t sendmsg(int fd, void *msg, int flags)'),
+  shutdown: lib.func('int shutdown(int fd, int how)'),
   malloc: lib.func('void *malloc(size_t size)'),
   free: lib.func('void free(void *ptr)'),
   errno_location: lib.func('int *__errno_location(void)'),
@@ -143,6 +144,11 @@ export function connectUnix(path: string): number {
     throw new SysError(`connect(${path})`, e);
   }
   return fd;
+}
+
+/** Half-closes a socket for writing: the peer reads EOF, we can still read its answer. */
+export function shutdownWrite(fd: number): void {
+  check('shutdown', c.shutdown(fd, 1 /* SHUT_WR */));
 }
 
 export function socketpair(): [number, number] {

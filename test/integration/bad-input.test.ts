@@ -1,0 +1,234 @@
+// Malformed front-end messages and malformed rings: the daemon logs a clear line naming the
+// problem (warn or worse), stays up, and serves a fresh front-end afterwards.
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  ConsoleDriver, DESC_F_INDIRECT, DESC_F_NEXT, F, FLAG_NEED_REPLY, FLAG_VERSION, Req, VhostUserFrontend,
+  encodeMessage, has, memTable, u64, type ConsolePort,
+} from '../frontend/index.js';
+import { Vm } from '../helpers/vm.js';
+
+let vm: Vm | undefined;
+afterEach(async () => { await vm?.dispose(); vm = undefined; });
+
+const settled = (p: ConsolePort) => p.id === 0 ? p.console : p.name !== undefined;
+const WARN = 40;
+
+/** A fresh front-end gets the whole service: ports, and bytes both ways on port 1. */
+async function expectServed(v: Vm): Promise<void> {
+  expect(v.daemon.alive).toBe(true);
+  const h = await v.host('c1');
+  const d = await v.driver();
+  await d.waitPorts(3, settled);
+  const p = d.port(1);
+  await p.open();
+  await d.waitFor(() => p.hostOpen, 'port 1 host-open');
+  const out = randomBytes(100_000);
+  const [, got] = await Promise.all([p.write(out), h.read(out.length)]);
+  expect(got.equals(out)).toBe(true);
+  await h.write(Buffer.from('pong'));
+  expect((await p.read(4)).toString()).toBe('pong');
+  expect(d.problems()).toEqual([]);
+  await d.close();
+  h.close();
+}
+
+/** Settles to 'closed' or 'open' once the daemon has reacted (closing, or failing the request). */
+async function outcome(fe: VhostUserFrontend, req?: Promise<unknown>): Promise<'closed' | 'failed' | 'open'> {
+  if (req) {
+    try { await req; } catch { return fe.connected ? 'failed' : 'closed'; }
+    return 'open';
+  }
+  await Promise.race([fe.closed, new Promise((r) => setTimeout(r, 1000))]);
+  return fe.connected ? 'open' : 'closed';
+}
+
+function rawFrontend(v: Vm, o: { numQueues?: number } = {}): VhostUserFrontend {
+  return VhostUserFrontend.connect({ socketPath: v.socket, numQueues: o.numQueues ?? v.numQueues });
+}
+
+describe('bad vhost-user messages', () => {
+  it('short header (6 bytes, then EOF)', async () => {
+    vm = await Vm.start();
+    const fe = rawFrontend(vm);
+    fe.sendRaw(encodeMessage(Req.GET_FEATURES).subarray(0, 6));
+    fe.shutdownWrite();
+    await vm.daemon.waitForLog(/short|trunc|incomplete|partial|header|eof|closed/i, { minLevel: WARN });
+    await outcome(fe);
+    await fe.close();
+    await expectServed(vm);
+  });
+
+  it('unknown request (99) is refused', async () => {
+    vm = await Vm.start();
+    const fe = rawFrontend(vm);
+    await fe.init();
+    const r = fe.request(99, u64(0), { needReply: true });
+    expect(await outcome(fe, r)).not.toBe('open');
+    await vm.daemon.waitForLog(/\b99\b/, { minLevel: WARN });
+    await fe.close();
+    await expectServed(vm);
+  });
+
+  it('size field larger than the message', async () => {
+    vm = await Vm.start();
+    const fe = rawFrontend(vm);
+    const m = encodeMessage(Req.SET_FEATURES, u64(0));
+    m.writeUInt32LE(0x100000, 8); // claims 1 MiB of payload, carries 8 bytes
+    fe.sendRaw(m);
+    fe.shutdownWrite();
+    await vm.daemon.waitForLog(/size|large|big|long|trunc|incomplete|short|eof/i, { minLevel: WARN });
+    await outcome(fe);
+    await fe.close();
+    await expectServed(vm);
+  });
+
+  it('SET_MEM_TABLE without fds', async () => {
+    vm = await Vm.start();
+    const fe = rawFrontend(vm);
+    await fe.init();
+    const r = fe.request(Req.SET_MEM_TABLE, memTable([fe.mem.region()]), { needReply: true, fds: [] });
+    expect(await outcome(fe, r)).not.toBe('open');
+    await vm.daemon.waitForLog(/fd|descriptor|mem/i, { minLevel: WARN });
+    await fe.close();
+    await expectServed(vm);
+  });
+
+  it('a payload too short for its request (SET_VRING_NUM with 4 bytes)', async () => {
+    vm = await Vm.start();
+    const fe = rawFrontend(vm);
+    await fe.init();
+    fe.sendRaw(encodeMessage(Req.SET_VRING_NUM, Buffer.alloc(4), FLAG_VERSION | FLAG_NEED_REPLY));
+    await vm.daemon.waitForLog(/size|short|payload|length|SET_VRING_NUM/i, { minLevel: WARN });
+    await fe.close();
+    await expectServed(vm);
+  });
+});
+
+describe('bad rings', () => {
+  it('ring address outside guest memory', async () => {
+    vm = await Vm.start();
+    // Port 1's rx ring (queue 4) gets a descriptor table address nothing maps.
+    const started = ConsoleDriver.start({
+      socketPath: vm.socket, numQueues: vm.numQueues, timeoutMs: 3000,
+      startHooks: { vringAddr: (a) => (a.index === 4 ? { ...a, desc: 0x3fff00000000n } : a) },
+    });
+    const d = await started.catch(() => undefined);
+    await vm.daemon.waitForLog(/addr|range|outside|translat|map|memory/i, { minLevel: WARN });
+    await d?.close();
+    await expectServed(vm);
+  });
+
+  /** Brings a guest up with port 1 open and connected, then hands its tx ring to `craft`. */
+  async function withBrokenTx(craft: (d: ConsoleDriver, qi: number) => void, o: Parameters<Vm['driver']>[0] = {}): Promise<ConsoleDriver> {
+    vm = await Vm.start();
+    const h = await vm.host('c1');
+    const d = await vm.driver({ queueSize: 64, ...o });
+    await d.waitPorts(3, settled);
+    const p = d.port(1);
+    await p.open();
+    await d.waitFor(() => p.hostOpen, 'port 1 host-open');
+    craft(d, p.txQueue);
+    d.fe.forceKick(p.txQueue);
+    void h;
+    return d;
+  }
+
+  it('descriptor address outside guest memory', async () => {
+    const d = await withBrokenTx((d, qi) => {
+      const q = d.fe.queues[qi]!;
+      q.writeDesc(0, d.fe.mem.gpa(d.fe.mem.size) + 0x10000n, 64, 0, 0);
+      q.publish(0);
+    });
+    await vm!.daemon.waitForLog(/addr|range|outside|translat|map|memory|bounds/i, { minLevel: WARN });
+    await d.close();
+    await expectServed(vm!);
+  });
+
+  it('descriptor that straddles the end of guest memory', async () => {
+    const d = await withBrokenTx((d, qi) => {
+      const q = d.fe.queues[qi]!;
+      q.writeDesc(0, d.fe.mem.gpa(d.fe.mem.size - 16), 4096, 0, 0);
+      q.publish(0);
+    });
+    await vm!.daemon.waitForLog(/addr|range|outside|translat|map|memory|bounds/i, { minLevel: WARN });
+    await d.close();
+    await expectServed(vm!);
+  });
+
+  it('descriptor loop', async () => {
+    const d = await withBrokenTx((d, qi) => {
+      const q = d.fe.queues[qi]!;
+      const buf = d.fe.mem.alloc(64);
+      q.writeDesc(0, d.fe.mem.gpa(buf), 8, DESC_F_NEXT, 1);
+      q.writeDesc(1, d.fe.mem.gpa(buf + 8), 8, DESC_F_NEXT, 0);
+      q.publish(0);
+    });
+    await vm!.daemon.waitForLog(/loop|cycle|chain|long/i, { minLevel: WARN });
+    await d.close();
+    await expectServed(vm!);
+  });
+
+  it('chain longer than the queue (an indirect table of size+1 entries)', async () => {
+    const d = await withBrokenTx((d, qi) => {
+      const q = d.fe.queues[qi]!;
+      const mem = d.fe.mem;
+      const n = q.size + 1;
+      const buf = mem.alloc(n);
+      const table = mem.alloc(16 * n, 16);
+      if (has(d.features, F.RING_INDIRECT_DESC)) {
+        for (let i = 0; i < n; i++) q.writeDescAt(table + 16 * i, mem.gpa(buf + i), 1, i + 1 < n ? DESC_F_NEXT : 0, i + 1);
+        q.writeDesc(0, mem.gpa(table), 16 * n, DESC_F_INDIRECT, 0);
+      } else {
+        // Without indirect descriptors a chain can only outgrow the ring by revisiting one.
+        for (let i = 0; i < q.size; i++) q.writeDesc(i, mem.gpa(buf + i), 1, DESC_F_NEXT, (i + 1) % q.size);
+      }
+      q.publish(0);
+    });
+    await vm!.daemon.waitForLog(/loop|chain|long|indirect|size|table/i, { minLevel: WARN });
+    await d.close();
+    await expectServed(vm!);
+  });
+
+  const badIndirect: [string, (d: ConsoleDriver, qi: number) => void][] = [
+    ['length not a multiple of 16', (d, qi) => {
+      const q = d.fe.queues[qi]!;
+      const table = d.fe.mem.alloc(64, 16);
+      const buf = d.fe.mem.alloc(16);
+      q.writeDescAt(table, d.fe.mem.gpa(buf), 8, 0, 0);
+      q.writeDesc(0, d.fe.mem.gpa(table), 20, DESC_F_INDIRECT, 0);
+      q.publish(0);
+    }],
+    ['an indirect descriptor inside the table', (d, qi) => {
+      const q = d.fe.queues[qi]!;
+      const table = d.fe.mem.alloc(64, 16);
+      const inner = d.fe.mem.alloc(64, 16);
+      const buf = d.fe.mem.alloc(16);
+      q.writeDescAt(inner, d.fe.mem.gpa(buf), 8, 0, 0);
+      q.writeDescAt(table, d.fe.mem.gpa(inner), 16, DESC_F_INDIRECT, 0);
+      q.writeDesc(0, d.fe.mem.gpa(table), 16, DESC_F_INDIRECT, 0);
+      q.publish(0);
+    }],
+    ['a table outside guest memory', (d, qi) => {
+      const q = d.fe.queues[qi]!;
+      q.writeDesc(0, d.fe.mem.gpa(d.fe.mem.size) + 0x100000n, 64, DESC_F_INDIRECT, 0);
+      q.publish(0);
+    }],
+    ['a next index past the table', (d, qi) => {
+      const q = d.fe.queues[qi]!;
+      const table = d.fe.mem.alloc(64, 16);
+      const buf = d.fe.mem.alloc(16);
+      q.writeDescAt(table, d.fe.mem.gpa(buf), 8, DESC_F_NEXT, 7);
+      q.writeDesc(0, d.fe.mem.gpa(table), 16, DESC_F_INDIRECT, 0);
+      q.publish(0);
+    }],
+  ];
+
+  it.each(badIndirect)('bad indirect table: %s', async (_, craft) => {
+    const d = await withBrokenTx(craft, { indirect: 'auto' });
+    if (!has(d.features, F.RING_INDIRECT_DESC)) throw new Error('the daemon does not offer INDIRECT_DESC, which issue 2 requires');
+    await vm!.daemon.waitForLog(/indirect|table|addr|range|memory|bounds|next/i, { minLevel: WARN });
+    await d.close();
+    await expectServed(vm!);
+  });
+});
