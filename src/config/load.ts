@@ -19,7 +19,7 @@ import { LOG_LEVELS, type LogLevel } from '../log.js';
 import type { ResizeOrder } from '../device/types.js';
 import { escapeValue, parseBool } from './keyval.js';
 import {
-  DEFAULT_VM_ID, MAX_MAX_PORTS, RESIZE_ORDERS, checkConsoleSize, checkId, chardevFromKeyval, chardevFromParams, finishConfig, finishVm,
+  DEFAULT_VM_ID, MAX_MAX_PORTS, RESIZE_ORDERS, checkConsoleSize, checkId, chardevFromKeyval, flattenParams, chardevFromParams, finishConfig, finishVm,
   portFromKeyval, portFromParams, type ChardevConfig, type Config, type ConsoleSize, type ControlConfig, type PortDraft, type VmConfig, type VmDraft,
 } from './schema.js';
 import { DEFAULT_ARGV } from './defaults.js';
@@ -142,33 +142,18 @@ function consoleSize(v: unknown, label: string): ConsoleSize {
   return size;
 }
 
-/** A config-file object form of a chardev/device -> keyval params (booleans on/off, lists key.N, nested keys dotted). */
-function objectParams(obj: Record<string, unknown>, label: string, skip: string): Map<string, string> {
-  const params = new Map<string, string>();
-  const put = (key: string, v: unknown): void => {
-    if (typeof v === 'string') params.set(key, v);
-    else if (typeof v === 'number' && Number.isFinite(v)) params.set(key, String(v));
-    else if (typeof v === 'boolean') params.set(key, v ? 'on' : 'off');
-    else if (Array.isArray(v)) v.forEach((x, i) => put(`${key}.${i}`, x));
-    else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) put(`${key}.${k}`, x);
-    else bad(`${label}.${key}`, v, 'is not a string, number or boolean');
-  };
-  for (const [k, v] of Object.entries(obj)) if (k !== skip) put(k, v);
-  return params;
-}
-
 function chardev(v: unknown, label: string): ChardevConfig {
   if (typeof v === 'string') return chardevFromKeyval(v, label);
   if (!isObject(v)) return bad(label, v, 'is not a chardev (a string BACKEND,id=ID,... or a table with backend and id)');
   const backend = str(v.backend, `${label}.backend`, 'must be a string (pty, socket, file, ...)');
-  return chardevFromParams(backend, objectParams(v, label, 'backend'), label, formatObject(backend, v));
+  return chardevFromParams(backend, flattenParams(v, label, 'backend'), label, formatObject(backend, v));
 }
 
 function device(v: unknown, label: string): PortDraft {
   if (typeof v === 'string') return portFromKeyval(v, label);
   if (!isObject(v)) return bad(label, v, 'is not a device (a string DRIVER,chardev=ID,... or a table with driver)');
   const driver = str(v.driver, `${label}.driver`, 'must be virtconsole or virtserialport');
-  return portFromParams(driver, objectParams(v, label, 'driver'), label, formatObject(driver, v));
+  return portFromParams(driver, flattenParams(v, label, 'driver'), label, formatObject(driver, v));
 }
 
 /** The keyval text equivalent to an object form, to quote in error messages. */

@@ -167,6 +167,25 @@ export function chardevFromParams(backend: string, params: Map<string, string>, 
   return members === undefined ? { id, backend, options } : { id, backend, options, members };
 }
 
+/**
+ * An object form (config-file table, QMP arguments) -> keyval params, so that it is checked by
+ * exactly the code that checks the text form: booleans become on/off, numbers decimal text,
+ * lists `key.N`, nested tables dotted keys. `skip` is the key holding the backend/driver.
+ */
+export function flattenParams(obj: Record<string, unknown>, label: string, skip?: string): Map<string, string> {
+  const params = new Map<string, string>();
+  const put = (key: string, v: unknown): void => {
+    if (typeof v === 'string') params.set(key, v);
+    else if (typeof v === 'number' && Number.isFinite(v)) params.set(key, String(v));
+    else if (typeof v === 'boolean') params.set(key, v ? 'on' : 'off');
+    else if (Array.isArray(v)) v.forEach((x, i) => put(`${key}.${i}`, x));
+    else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) put(`${key}.${k}`, x);
+    else throw new ConfigError(`${label}.${key}: ${JSON.stringify(v) ?? 'undefined'} is not a string, number or boolean`, `${label}.${key}`, String(v));
+  };
+  for (const [k, v] of Object.entries(obj)) if (k !== skip) put(k, v);
+  return params;
+}
+
 // ---------------------------------------------------------------------------------------
 // Ports
 
