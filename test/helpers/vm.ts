@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import { ConsoleDriver, type ConsoleDriverOptions } from '../frontend/index.js';
 import { Daemon, HostClient, tmpDir } from './daemon.js';
+import { QmpClient } from './qmp.js';
 
 export interface PortDef { driver: 'virtconsole' | 'virtserialport'; chardev: string; name?: string; nr?: number }
 
@@ -14,6 +15,8 @@ export interface VmSpec {
   /** Chardevs by id; default: a `socket,server=on,wait=off` chardev for every port's chardev. */
   chardevs?: Record<string, string>;
   extraArgs?: string[];
+  /** Serve the control API (QMP-shaped) on <dir>/ctl.sock. */
+  control?: boolean;
 }
 
 export const DEFAULT_PORTS: PortDef[] = [
@@ -26,6 +29,7 @@ export class Vm {
   readonly socket: string;
   private readonly drivers: ConsoleDriver[] = [];
   private readonly hosts: HostClient[] = [];
+  private readonly qmps: QmpClient[] = [];
 
   private constructor(readonly dir: string, private readonly removeDir: () => void, readonly daemon: Daemon, readonly maxPorts: number, readonly multiport: boolean) {
     this.socket = join(dir, 'vm.sock');
@@ -47,6 +51,10 @@ export class Vm {
       args.push('--device', [p.driver, `chardev=${p.chardev}`, ...(p.name ? [`name=${p.name}`] : []), ...(p.nr !== undefined ? [`nr=${p.nr}`] : [])].join(','));
     }
     args.push(...(spec.extraArgs ?? []));
+    if (spec.control) {
+      args.push('--control', join(dir, 'ctl.sock'));
+      waitFiles.push(join(dir, 'ctl.sock'));
+    }
     const multiport = !(spec.extraArgs ?? []).join(' ').includes('--multiport off');
     let daemon: Daemon;
     try {
@@ -76,7 +84,15 @@ export class Vm {
     return h;
   }
 
+  /** A negotiated client of the control socket (needs `control: true`; tracked for cleanup). */
+  async qmp(): Promise<QmpClient> {
+    const c = await QmpClient.connect(join(this.dir, 'ctl.sock'));
+    this.qmps.push(c);
+    return c;
+  }
+
   async dispose(): Promise<void> {
+    for (const q of this.qmps.splice(0)) q.close();
     for (const d of this.drivers.splice(0)) await d.close().catch(() => {});
     for (const h of this.hosts.splice(0)) h.close();
     await this.daemon.stop();

@@ -182,15 +182,25 @@ describe('console port', () => {
 });
 
 describe('guest open/close', () => {
-  it('reach the daemon (PORT_OPEN 1 / 0 from the driver show in its log)', async () => {
-    const { d, p } = await openedPort();
-    const daemon = vm!.daemon;
-    const mark = daemon.stderrLines.length;
-    await p.close();
-    await daemon.waitForLog(/guest.?(open|close|connected)|PORT_OPEN/i, { since: mark });
-    const mark2 = daemon.stderrLines.length;
+  it('reach the daemon: VSERPORT_CHANGE events and guest-open in query-ports', async () => {
+    vm = await Vm.start({ control: true });
+    const qmp = await vm.qmp();
+    const h = await vm.host('c1');
+    const d = await vm.driver();
+    await d.waitPorts(3, settled);
+    const p = d.port(1);
+    const info = async () => ((await qmp.execute('query-ports')) as { nr: number; id: string; 'guest-open': boolean }[]).find((x) => x.nr === 1)!;
+    const before = await info();
+    expect(before['guest-open']).toBe(false);
+    let mark = qmp.events.length;
     await p.open();
-    await daemon.waitForLog(/guest.?(open|close|connected)|PORT_OPEN/i, { since: mark2 });
+    await qmp.waitEvent((e) => e.event === 'VSERPORT_CHANGE' && e.data.id === before.id && e.data.open === true, `VSERPORT_CHANGE ${before.id} open`, mark);
+    expect((await info())['guest-open']).toBe(true);
+    mark = qmp.events.length;
+    await p.close();
+    await qmp.waitEvent((e) => e.event === 'VSERPORT_CHANGE' && e.data.id === before.id && e.data.open === false, `VSERPORT_CHANGE ${before.id} closed`, mark);
+    expect((await info())['guest-open']).toBe(false);
+    h.close();
     expect(d.problems()).toEqual([]);
   });
 });
