@@ -11,6 +11,8 @@ import type { LogLevel } from '../log.js';
 import type { ResizeOrder } from '../device/types.js';
 import { KeyvalError, parseKeyval, takeList } from './keyval.js';
 import { didYouMean } from './suggest.js';
+// Backend options are the chardev layer's knowledge; its parser is pure (touches nothing).
+import { DEFAULT_HUB_MAX_MEMBERS, KNOWN_BACKENDS, parseChardevOptions } from '../chardev/registry.js';
 
 export type PortDriver = 'virtconsole' | 'virtserialport';
 export const PORT_DRIVERS: readonly PortDriver[] = ['virtconsole', 'virtserialport'];
@@ -93,8 +95,6 @@ export const MAX_MAX_PORTS = 511;
 export const DEFAULT_CONSOLE_SIZE: ConsoleSize = { cols: 80, rows: 24 };
 export const DEFAULT_RESIZE_ORDER: ResizeOrder = 'rows-cols';
 export const DEFAULT_VM_ID = 'vm0';
-/** QEMU caps a hub at 4 members; we allow more (viewers attached at run time) but keep a bound. */
-export const MAX_HUB_MEMBERS = 32;
 /** Longest port name we send as PORT_NAME. */
 export const MAX_PORT_NAME = 255;
 
@@ -110,25 +110,8 @@ export function checkId(what: string, id: string, option?: string): void {
 // ---------------------------------------------------------------------------------------
 // Chardevs
 
-/**
- * Backend option validation. The chardev layer (src/chardev/registry.ts) owns the knowledge of
- * each backend's options; until it is wired in, only the backend name is checked here.
- * `setChardevOptionsCheck` is the seam: the check throws ConfigError for a bad option.
- */
-export type ChardevOptionsCheck = (backend: string, id: string, options: Record<string, string>) => unknown;
-export const KNOWN_BACKENDS = ['pty', 'socket', 'file', 'pipe', 'stdio', 'ringbuf', 'null', 'hub'];
-
-let chardevOptionsCheck: ChardevOptionsCheck = (backend, id) => {
-  if (!KNOWN_BACKENDS.includes(backend)) {
-    throw new ConfigError(`chardev '${id}': unknown backend '${backend}'${didYouMean(backend, KNOWN_BACKENDS)}`, '--chardev', backend);
-  }
-};
-let backendNames: readonly string[] = KNOWN_BACKENDS;
-
-export function setChardevOptionsCheck(check: ChardevOptionsCheck, backends: readonly string[]): void {
-  chardevOptionsCheck = check;
-  backendNames = backends.includes('hub') ? backends : [...backends, 'hub'];
-}
+/** Every backend name, for suggestions ('pyt' -> 'pty'). */
+const BACKENDS: readonly string[] = KNOWN_BACKENDS;
 
 /** Re-throw a KeyvalError as a ConfigError naming the option and the whole text. */
 function keyval(text: string, impliedKey: string, option: string) {
@@ -153,8 +136,8 @@ export function chardevFromParams(backend: string, params: Map<string, string>, 
   if (id === undefined) throw new ConfigError(`${option}: chardev '${backend}' has no id${at}`, option, source ?? backend);
   checkId('chardev', id, option);
   params.delete('id');
-  if (backend !== 'hub' && backendNames.includes(backend) === false) {
-    throw new ConfigError(`chardev '${id}': unknown backend '${backend}'${didYouMean(backend, backendNames)}`, option, backend);
+  if (!BACKENDS.includes(backend)) {
+    throw new ConfigError(`chardev '${id}': unknown backend '${backend}'${didYouMean(backend, BACKENDS)}`, option, backend);
   }
   const members = backend === 'hub' ? takeList(params, 'chardevs') : undefined;
   const options = Object.fromEntries(params);
@@ -163,7 +146,10 @@ export function chardevFromParams(backend: string, params: Map<string, string>, 
       if (key === 'chardevs' || key.startsWith('chardevs.')) throw new ConfigError(`chardev '${id}': '${key}' is only for hub chardevs`, option, source ?? key);
     }
   }
-  chardevOptionsCheck(backend, id, options);
+  // A hub's list is checked here with its other options (max-members); an empty list is
+  // finishVm's to judge, as a run-time hub may be empty.
+  if (members === undefined) parseChardevOptions(backend, id, options);
+  else if (members.length > 0) parseChardevOptions(backend, id, { ...options, ...Object.fromEntries(members.map((m, i) => [`chardevs.${i}`, m])) });
   return members === undefined ? { id, backend, options } : { id, backend, options, members };
 }
 
@@ -262,7 +248,9 @@ export function finishVm(draft: VmDraft, opts: FinishOptions = {}): VmConfig {
     }
     const members = c.members ?? [];
     if (members.length === 0 && !opts.runtime) fail(`hub '${c.id}': no members (give chardevs.0=ID, chardevs.1=ID, ...)`, '--chardev', c.id);
-    if (members.length > MAX_HUB_MEMBERS) fail(`hub '${c.id}': ${members.length} members, at most ${MAX_HUB_MEMBERS}`, '--chardev', c.id);
+    // QEMU caps a hub at 4 members; ours holds more (viewers attached at run time), up to its max-members.
+    const max = c.options['max-members'] === undefined ? DEFAULT_HUB_MAX_MEMBERS : Number(c.options['max-members']);
+    if (members.length > max) fail(`hub '${c.id}': ${members.length} members, at most ${max} (max-members)`, '--chardev', c.id);
     for (const m of members) {
       const member = chardevs.get(m);
       if (member === undefined) fail(`hub '${c.id}': member '${m}' does not exist${didYouMean(m, chardevs.keys())}`, '--chardev', m);

@@ -164,7 +164,10 @@ describe('flags', () => {
     [['--socket', '/s', '--chardev', 'hub,id=a,chardevs.0=a'], "hub 'a': member 'a' is a hub; hubs do not nest"],
     [['--socket', '/s', '--chardev', 'null,id=n', '--chardev', 'hub,id=a,chardevs.0=n', '--chardev', 'hub,id=b,chardevs.0=n'], "hub 'b': member 'n' is already used by hub 'a'"],
     [['--socket', '/s', '--chardev', 'null,id=n', '--chardev', 'hub,id=a,chardevs.0=n,chardevs.1=n'], "hub 'a': member 'n' is already used by hub 'a'"],
-    [['--socket', '/s', '--chardev', `hub,id=h,${Array.from({ length: 33 }, (_, i) => `chardevs.${i}=m${i}`).join(',')}`], "hub 'h': 33 members, at most 32"],
+    [['--socket', '/s', '--chardev', `hub,id=h,max-members=2,chardevs.0=a,chardevs.1=b,chardevs.2=c`], "hub 'h': too many members: 3 (maximum is 2)"],
+    // backend options are the chardev layer's to check
+    [['--socket', '/s', '--chardev', 'socket,id=s0,path=/x,sever=on'], "chardev 's0': unknown option 'sever'"],
+    [['--socket', '/s', '--chardev', 'ringbuf,id=r,size=1000'], "chardev 'r': option 'size' must be a power of two, not '1000'"],
     // devices
     [['--socket', '/s', '--device', 'virtconsol'], "--device 'virtconsol': unknown driver 'virtconsol' (expected virtconsole or virtserialport); did you mean 'virtconsole'?"],
     [['--socket', '/s', '--device', 'virtconsole,nmae=x'], "--device 'virtconsole,nmae=x': unknown parameter 'nmae'; did you mean 'name'?"],

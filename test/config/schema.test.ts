@@ -37,6 +37,12 @@ describe('finishVm on a running VM', () => {
     expect(() => finishVm({ ...v, chardevs })).toThrow("hub 'h': no members");
   });
 
+  it('bounds a hub at run time by its max-members', () => {
+    const v = finishVm({ id: 'vm1', socket: '/s', chardevs: [chardevFromKeyval('null,id=a'), chardevFromKeyval('null,id=b'), chardevFromKeyval('hub,id=h,max-members=1,chardevs.0=a')], devices: [] });
+    const chardevs = v.chardevs.map((c) => (c.id === 'h' ? { ...c, members: ['a', 'b'] } : c));
+    expect(() => finishVm({ ...v, chardevs }, { runtime: true })).toThrow("hub 'h': 2 members, at most 1 (max-members)");
+  });
+
   it('does not share arrays or objects with its input', () => {
     const v = vm();
     const next = finishVm(v);
