@@ -266,6 +266,7 @@ export class ConsoleDriver extends EventEmitter {
 
   /** @internal */
   postRx(port: ConsolePort, n: number, size: number): number {
+    this.mustBeConnected();
     const qi = port.rxQueue;
     const q = this.queue(qi);
     const pool = this.pool(qi, Math.max(size, this.opts.rxBufSize));
@@ -311,6 +312,7 @@ export class ConsoleDriver extends EventEmitter {
 
   /** @internal Posts one tx buffer; resolves once posted, with `used` resolving once returned. */
   async postTx(qi: number, data: Uint8Array): Promise<{ used: Promise<number> }> {
+    this.mustBeConnected();
     const q = this.queue(qi);
     const pool = this.pool(qi, this.opts.txBufSize);
     if (data.length > pool.slotSize) throw new Error(`tx chunk of ${data.length} bytes exceeds the ${pool.slotSize}-byte slots`);
@@ -322,6 +324,7 @@ export class ConsoleDriver extends EventEmitter {
       if (q.canAdd() && pool.available > 0) break;
       await this.waitFor(() => q.canAdd() && pool.available > 0, `queue ${qi}: a free tx buffer`);
     }
+    this.mustBeConnected(); // the wait above may have outlived the connection
     const off = pool.take()!;
     this.fe.mem.bytes.set(data, off);
     let done!: (len: number) => void;
@@ -333,6 +336,12 @@ export class ConsoleDriver extends EventEmitter {
   }
 
   private readonly txWired = new Set<number>();
+
+  // Guest memory is unmapped when the front-end closes: touching it afterwards would crash
+  // the test process, so every path into the rings checks first.
+  private mustBeConnected(): void {
+    if (!this.fe.connected) throw new Error('the front-end connection is closed');
+  }
 
   private reapTx(qi: number): void {
     if (!this.fe.connected) return;
