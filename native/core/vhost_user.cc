@@ -92,6 +92,31 @@ RegionDesc readRegion(const std::vector<uint8_t>& buf, size_t off) {
           readAt<uint64_t>(buf, off + 24)};
 }
 
+// Reads what is left unread (bounded), closing any fds in it: closing a unix socket with
+// unread data makes the peer see ECONNRESET instead of a clean end of file.
+void drainSocket(int fd) {
+  for (int i = 0; i < 64; ++i) {
+    char buf[4096];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+    iovec iov{buf, sizeof buf};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n <= 0) return;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++k) {
+        int received;
+        std::memcpy(&received, CMSG_DATA(c) + k * sizeof(int), sizeof received);
+        ::close(received);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 // The fds that came with one message. Handlers take() what they keep; the rest is closed
@@ -131,6 +156,7 @@ VhostUserConnection::~VhostUserConnection() {
   mem_.clear();
   for (int fd : pendingFds_) ::close(fd);
   if (backendFd_ >= 0) ::close(backendFd_);
+  drainSocket(fd_);
   ::close(fd_);
 }
 
