@@ -135,10 +135,13 @@ function hubChange(cfg: VmConfig, args: Args, attach: boolean): { change: HubCha
     if (hub.backend !== 'hub') throw new ConfigError(`chardev '${hub.id}' is not a hub (it is a ${hub.backend})`, 'hub', hub.id);
     port = devices.find((d) => d.chardev === hub!.id);
   }
-  chardevOf(cfg, chardev);
+  const member = chardevOf(cfg, chardev);
   const members = hub.members ?? [];
   if (attach) {
     if (members.includes(chardev)) throw new StateError(`hub '${hub.id}': '${chardev}' is already a member`);
+    if (member.backend === 'hub') throw new ConfigError(`hub '${hub.id}': '${chardev}' is a hub; hubs do not nest`, 'chardev', chardev);
+    const user = userOf(cfg, chardev);
+    if (user !== undefined) throw new StateError(`chardev '${chardev}' is already used by ${user}`);
     hub.members = [...members, chardev];
   } else {
     if (!members.includes(chardev)) throw new StateError(`hub '${hub.id}': '${chardev}' is not a member (members: ${members.join(', ') || 'none'})`);

@@ -346,8 +346,8 @@ describe('commands', () => {
     expect(await e('hub-attach', { port: 'nope', chardev: 'spare' })).toEqual({ class: 'DeviceNotFound', desc: "port 'nope' does not exist" });
     expect((await e('hub-attach', { hub: 'spare', chardev: 'pty0' })).desc).toBe("chardev 'spare' is not a hub (it is a null)");
     expect((await e('hub-attach', { hub: 'hub0', chardev: 'nope' })).desc).toBe("chardev 'nope' does not exist");
-    expect((await e('hub-attach', { hub: 'hub0', chardev: 'agent' })).desc).toBe("port 'org.qemu.guest_agent.0': chardev 'agent' is already used by hub 'hub0'");
-    expect((await e('hub-attach', { hub: 'hub0', chardev: 'hub0' })).desc).toBe("hub 'hub0': member 'hub0' is a hub; hubs do not nest");
+    expect((await e('hub-attach', { hub: 'hub0', chardev: 'agent' })).desc).toBe("chardev 'agent' is already used by port 'org.qemu.guest_agent.0'");
+    expect((await e('hub-attach', { hub: 'hub0', chardev: 'hub0' })).desc).toBe("hub 'hub0': 'hub0' is a hub; hubs do not nest");
     expect((await e('hub-detach', { hub: 'hub0', chardev: 'spare' })).desc).toBe("hub 'hub0': 'spare' is not a member (members: pty0)");
     expect((await e('hub-detach', { port: 'org.qemu.guest_agent.0', chardev: 'agent' })).desc).toBe("port 'org.qemu.guest_agent.0' has no hub (its chardev 'agent' is used directly)");
   });
