@@ -56,11 +56,16 @@ export class StreamLink {
   write(data: Uint8Array): number {
     const out = this.output;
     if (!out || this.#ended || out.destroyed) return data.length;
-    const room = out.writableHighWaterMark - out.writableLength;
-    const n = Math.max(0, Math.min(room, data.length));
-    // The queue keeps a reference: give it a copy it owns.
-    if (n > 0) out.write(Buffer.from(data.subarray(0, n)));
-    // Short means the queue reached the mark, so write() returned false and 'drain' will come.
+    let n = 0;
+    // A write the kernel takes at once leaves the queue empty and room for more, so loop.
+    while (n < data.length) {
+      const room = out.writableHighWaterMark - out.writableLength;
+      if (room <= 0) break;
+      const k = Math.min(room, data.length - n);
+      out.write(Buffer.from(data.subarray(n, n + k))); // the queue keeps a reference: give it a copy
+      n += k;
+    }
+    // Short means the queue reached the mark, so a write() returned false and 'drain' will come.
     if (n < data.length) this.#wantDrain = true;
     return n;
   }

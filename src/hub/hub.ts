@@ -1,0 +1,337 @@
+// A port's host side: QEMU's `-chardev hub` (chardev/char-hub.c), and more.
+//
+// Fan-out: every byte of guest output goes to every connected member, in order. The hub
+// keeps the stream (OutputQueue) and each member's position in it, so members may run at
+// different speeds: one that took a chunk is never sent it again, one that could not is
+// sent it later, and nobody waits for a member that is absent or failed.
+// Fan-in: input from any member goes to the guest; while the guest cannot take more the hub
+// pauses its members' input, so the data waits in the OS objects instead of being lost.
+// Open counting: host-open when the first member connects, closed when the last one leaves
+// ("the last one turns off the light").
+//
+// Beyond QEMU: up to `maxMembers` (64) members instead of 4, attach/detach at run time,
+// a policy per member for falling behind, and viewers whose input is ignored:
+//  - lossless: the member holds the guest back. Only a generic port can honour that (its
+//    guest write just blocks); the hub reports 'output-blocked' and the port stops taking
+//    the guest's output until the member catches up.
+//  - drop: the member may lag `buffer` bytes; beyond that its oldest bytes are dropped, for
+//    it alone, and counted. A console port allows only this (Linux spins on console output,
+//    so a stalled console would freeze the guest), with a generous default buffer.
+import { EventEmitter } from 'node:events';
+import type { Chardev, CommonOptions, MemberOptions } from '../chardev/chardev.js';
+import { ChardevLog } from '../chardev/log.js';
+import type { ChardevConfig, HubOptions as HubConfigOptions } from '../chardev/options.js';
+import { ConfigError, StateError } from '../errors.js';
+import { logger, type Logger } from '../log.js';
+import { HubMember, type MemberSettings, type MemberStats } from './member.js';
+import { OutputQueue } from './output-queue.js';
+
+export const DEFAULT_MAX_MEMBERS = 64;
+/** Slack of a `drop` member when none is configured: a few screens of a busy boot log. */
+export const DEFAULT_DROP_BUFFER = 1024 * 1024;
+
+export interface HubOptions {
+  maxMembers?: number;
+  /** How members' ownership reads in errors; default "hub 'ID'" (an implicit hub may say "port 'x'"). */
+  label?: string;
+  /** logfile/logappend/timestamp: a log of all guest output, whoever is connected. */
+  common?: CommonOptions;
+}
+
+export interface WinSize {
+  cols: number;
+  rows: number;
+}
+
+export interface HubStats {
+  id: string;
+  /** The port this hub serves, if bound. */
+  port: string | undefined;
+  console: boolean;
+  open: boolean;
+  outputBlocked: boolean;
+  bytesFromGuest: number;
+  bytesToGuest: number;
+  members: MemberStats[];
+}
+
+/**
+ * Events:
+ *  - 'open' (open: boolean)             first member connected / last member left
+ *  - 'output-blocked' (blocked: boolean) a lossless member is behind / all caught up
+ *  - 'writable' ()                       output unblocked (for write() callers)
+ *  - 'data' (chunk: Buffer, member: string)  input towards the guest
+ *  - 'resize' (size: WinSize, member: string)  a member's terminal size changed
+ */
+export class Hub extends EventEmitter {
+  readonly maxMembers: number;
+  readonly label: string;
+  readonly #log: Logger;
+  readonly #members = new Map<string, HubMember>();
+  readonly #queue = new OutputQueue();
+  readonly #record: ChardevLog | undefined;
+  #open = false;
+  #blocked = false;
+  #inputPaused = true; // nobody to take input until a port resumes it
+  #console = false;
+  #port: string | undefined;
+  #size: WinSize | undefined;
+
+  constructor(readonly id: string, opts: HubOptions = {}) {
+    super();
+    this.maxMembers = opts.maxMembers ?? DEFAULT_MAX_MEMBERS;
+    this.label = opts.label ?? `hub '${id}'`;
+    this.#log = logger({ component: 'hub', hub: id });
+    if (opts.common?.logfile) this.#record = new ChardevLog(opts.common.logfile, opts.common.logappend, opts.common.timestamp);
+  }
+
+  /**
+   * Build a hub from its parsed `--chardev hub,...` options. `lookup` finds the other
+   * chardevs (and hubs, to refuse them) by id. On error nothing stays attached.
+   */
+  static fromConfig(cfg: ChardevConfig<HubConfigOptions>, lookup: (id: string) => Chardev | Hub | undefined): Hub {
+    if (cfg.chardevs.length === 0) throw new ConfigError(`hub '${cfg.id}': 'chardevs' list is empty`, 'chardevs.0');
+    const hub = new Hub(cfg.id, { maxMembers: cfg.maxMembers, common: cfg.common });
+    try {
+      cfg.chardevs.forEach((id, i) => {
+        const c = lookup(id);
+        if (c === undefined) throw new ConfigError(`hub '${cfg.id}': chardevs.${i}: no chardev '${id}'`, `chardevs.${i}`, id);
+        if (c instanceof Hub) throw new ConfigError(`hub '${cfg.id}': chardevs.${i}: '${id}' is a hub; hubs cannot be stacked`, `chardevs.${i}`, id);
+        hub.attach(c);
+      });
+    } catch (err) {
+      hub.close();
+      throw err;
+    }
+    return hub;
+  }
+
+  get hostOpen(): boolean {
+    return this.#open;
+  }
+
+  get outputBlocked(): boolean {
+    return this.#blocked;
+  }
+
+  get inputPaused(): boolean {
+    return this.#inputPaused;
+  }
+
+  get console(): boolean {
+    return this.#console;
+  }
+
+  /** The last window size a member (a pty) reported. */
+  get windowSize(): WinSize | undefined {
+    return this.#size;
+  }
+
+  members(): HubMember[] {
+    return [...this.#members.values()];
+  }
+
+  member(id: string): HubMember | undefined {
+    return this.#members.get(id);
+  }
+
+  /** Add a member (at start-up or at run time). `opts` override the chardev's own member options. */
+  attach(chardev: Chardev, opts: MemberOptions = {}): HubMember {
+    if (chardev.closed) throw new StateError(`${this.label}: member '${chardev.id}' is closed`);
+    if (chardev.owner !== undefined) throw new StateError(`${this.label}: member '${chardev.id}' is already used by ${chardev.owner}`);
+    if (this.#members.size >= this.maxMembers) throw new StateError(`${this.label}: too many members (maximum is ${this.maxMembers})`);
+    const requested = { ...chardev.common.member, ...opts };
+    const m = new HubMember(chardev, requested, this.resolve(chardev.id, requested), this.#queue.head);
+    chardev.claim(this.label);
+    this.#members.set(chardev.id, m);
+    m.on('connected', () => this.memberMoved(m));
+    m.on('disconnected', () => this.memberMoved(m));
+    m.on('failed', (err: Error) => {
+      this.#log.warn({ member: m.id, err: err.message }, 'member failed; the others go on');
+      this.memberMoved(m);
+    });
+    m.on('writable', () => {
+      m.waiting = false;
+      this.flush(m);
+      this.settle();
+    });
+    m.on('data', (chunk: Buffer) => this.memberInput(m, chunk));
+    m.on('resize', (size: WinSize) => {
+      this.#size = size;
+      this.emit('resize', size, m.id);
+    });
+    this.applyInputState(m);
+    this.#log.info({ member: m.id, ...m.settings }, 'member attached');
+    this.memberMoved(m);
+    return m;
+  }
+
+  /** Remove a member; the chardev stays open and may join another hub. */
+  detach(id: string): void {
+    const m = this.#members.get(id);
+    if (!m) throw new StateError(`${this.label}: no member '${id}'`);
+    this.#members.delete(id);
+    m.unsubscribe();
+    m.chardev.pauseInput();
+    m.chardev.release(this.label);
+    this.#log.info({ member: id }, 'member detached');
+    this.settle();
+  }
+
+  /** Called by the port seam: which port this hub serves, and whether it is the console. */
+  bind(port: string, console: boolean): void {
+    if (this.#port !== undefined && this.#port !== port) throw new StateError(`${this.label} is already used by ${this.#port}`);
+    if (console) {
+      for (const m of this.#members.values()) this.refuseLossless(m.id, m.requested);
+    }
+    this.#port = port;
+    this.#console = console;
+    for (const m of this.#members.values()) m.settings = this.resolve(m.id, m.requested);
+    this.settle();
+  }
+
+  unbind(port: string): void {
+    if (this.#port !== port) return;
+    this.#port = undefined;
+    this.#console = false;
+  }
+
+  /**
+   * Guest output, already taken from the guest: the hub keeps it until every member that
+   * should get it has. Never refuses; a generic port watches 'output-blocked' instead.
+   */
+  output(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    this.#queue.push(chunk);
+    this.#record?.write(chunk);
+    for (const m of this.#members.values()) this.flush(m);
+    this.settle();
+  }
+
+  /**
+   * QEMU's chr_write contract, for callers that retry: takes all of `data`, or nothing (0)
+   * while a lossless member is behind; 'writable' follows when it can take more.
+   */
+  write(data: Uint8Array): number {
+    if (this.#blocked) return 0;
+    this.output(data);
+    return data.length;
+  }
+
+  pauseInput(): void {
+    this.#inputPaused = true;
+    for (const m of this.#members.values()) this.applyInputState(m);
+  }
+
+  resumeInput(): void {
+    this.#inputPaused = false;
+    for (const m of this.#members.values()) {
+      this.applyInputState(m);
+      if (this.#inputPaused) return; // a listener paused again while input was handed over
+    }
+  }
+
+  stats(): HubStats {
+    const head = this.#queue.head;
+    const members = this.members().map((m) => m.stats(head));
+    return {
+      id: this.id,
+      port: this.#port,
+      console: this.#console,
+      open: this.#open,
+      outputBlocked: this.#blocked,
+      bytesFromGuest: head,
+      bytesToGuest: members.reduce((s, m) => s + m.bytesIn, 0),
+      members,
+    };
+  }
+
+  /** Detach every member (the chardevs stay open) and close the hub's log. */
+  close(): void {
+    for (const id of [...this.#members.keys()]) this.detach(id);
+    this.#record?.close();
+  }
+
+  /** Send what a member has not had yet, until it is done or would block. */
+  private flush(m: HubMember): void {
+    const head = this.#queue.head;
+    // An absent or failed member is skipped and kept at the present, so it holds nothing back
+    // and, when it comes back, starts with new output rather than stale bytes.
+    if (!m.chardev.connected || m.chardev.failure) return m.resetTo(head);
+    while (!m.waiting && m.pos < head) {
+      const from = m.pos;
+      const view = this.#queue.view(from);
+      const n = m.chardev.write(view);
+      if (m.pos !== from) break; // the write failed or disconnected it; it was reset
+      m.pos += n;
+      m.bytesOut += n;
+      if (n < view.length) m.waiting = true;
+    }
+  }
+
+  /** After any change: bound drop members, release memory, update open/blocked state. */
+  private settle(): void {
+    const head = this.#queue.head;
+    let tail = head;
+    let blocked = false;
+    for (const m of this.#members.values()) {
+      const lag = head - m.pos;
+      if (m.settings.policy === 'drop' && lag > m.settings.buffer) {
+        m.drops += lag - m.settings.buffer;
+        m.pos = head - m.settings.buffer;
+      }
+      if (m.settings.policy === 'lossless' && m.pos < head) blocked = true;
+      tail = Math.min(tail, m.pos);
+    }
+    this.#queue.trim(tail);
+    const open = [...this.#members.values()].some((m) => m.chardev.connected);
+    if (open !== this.#open) {
+      this.#open = open;
+      this.#log.info({ open }, open ? 'host side open' : 'host side closed');
+      this.emit('open', open);
+    }
+    if (blocked !== this.#blocked) {
+      this.#blocked = blocked;
+      this.emit('output-blocked', blocked);
+      if (!blocked) this.emit('writable');
+    }
+  }
+
+  /** A member connected, disconnected, failed, or was attached: it starts at the present. */
+  private memberMoved(m: HubMember): void {
+    m.resetTo(this.#queue.head);
+    this.applyInputState(m);
+    this.settle();
+  }
+
+  private memberInput(m: HubMember, chunk: Buffer): void {
+    if (!m.settings.input) return; // a viewer: what it types goes nowhere
+    m.bytesIn += chunk.length;
+    this.emit('data', chunk, m.id);
+  }
+
+  /** Members' input follows the hub's, except viewers, which are always read (and ignored). */
+  private applyInputState(m: HubMember): void {
+    if (this.#inputPaused && m.settings.input) m.chardev.pauseInput();
+    else m.chardev.resumeInput();
+  }
+
+  private resolve(id: string, requested: MemberOptions): MemberSettings {
+    if (this.#console) this.refuseLossless(id, requested);
+    return {
+      policy: requested.policy ?? (this.#console ? 'drop' : 'lossless'),
+      buffer: requested.buffer ?? DEFAULT_DROP_BUFFER,
+      input: requested.input ?? true,
+    };
+  }
+
+  private refuseLossless(id: string, requested: MemberOptions): void {
+    if (requested.policy === 'lossless') {
+      throw new ConfigError(
+        `${this.label}: member '${id}' has policy=lossless, which a console port refuses (the guest would stall on console output); use policy=drop`,
+        'policy',
+        'lossless',
+      );
+    }
+  }
+}

@@ -1,0 +1,132 @@
+// The seam between one virtio port (guest side, a DevicePort) and its hub (host side).
+//
+//  - Guest output -> hub fan-out. A console port's output is always taken (Linux busy-waits
+//    on console tx); a generic port stops taking the guest's output while a lossless member
+//    is behind (setOutputPaused), so the guest's write blocks instead of data being lost.
+//  - Hub input -> guest, as much as the guest's rx buffers take; the rest waits here and the
+//    hub's members are paused until the device reports 'writable' or the guest opens the port.
+//  - Host-open: a generic port is open while any member is connected; a console port is open
+//    for good, so its output always reaches logs and late viewers (QEMU does the same since
+//    "virtio-console: set frontend open permanently for console devs").
+//  - A console port follows its pty members' window size through `onResize`.
+import type { DevicePort } from '../device/types.js';
+import { logger, type Logger } from '../log.js';
+import type { Hub, HubStats, WinSize } from '../hub/hub.js';
+
+export interface PortOptions {
+  /** Console ports only: a member's terminal changed size; the VM layer resizes the console. */
+  onResize?: (cols: number, rows: number) => void;
+}
+
+export interface PortStats {
+  nr: number;
+  name: string | undefined;
+  console: boolean;
+  guestOpen: boolean;
+  hostOpen: boolean;
+  bytesFromGuest: number;
+  bytesToGuest: number;
+  /** Input waiting for the guest's rx buffers. */
+  pendingToGuest: number;
+  hub: HubStats;
+}
+
+export class Port {
+  readonly label: string;
+  readonly #log: Logger;
+  readonly #pending: Buffer[] = [];
+  #flushing = false;
+  #closed = false;
+  readonly #off: (() => void)[] = [];
+
+  constructor(readonly device: DevicePort, readonly hub: Hub, private readonly opts: PortOptions = {}) {
+    this.label = `port '${device.name ?? device.nr}'`;
+    this.#log = logger({ component: 'port', port: device.name ?? device.nr, hub: hub.id });
+    hub.bind(this.label, device.console);
+
+    this.listen(device, 'data', (chunk: Buffer) => hub.output(chunk));
+    this.listen(device, 'writable', () => this.flushInput());
+    this.listen(device, 'guest-open', (open: boolean) => {
+      this.#log.info({ guestOpen: open }, open ? 'guest opened the port' : 'guest closed the port');
+      if (open) this.flushInput();
+    });
+    this.listen(hub, 'data', (chunk: Buffer) => {
+      this.#pending.push(chunk);
+      this.flushInput();
+    });
+    if (device.console) {
+      device.setHostOpen(true);
+      this.listen(hub, 'resize', (size: WinSize) => this.resize(size));
+      if (hub.windowSize) this.resize(hub.windowSize);
+    } else {
+      device.setHostOpen(hub.hostOpen);
+      this.listen(hub, 'open', (open: boolean) => device.setHostOpen(open));
+      this.listen(hub, 'output-blocked', (blocked: boolean) => device.setOutputPaused(blocked));
+      if (hub.outputBlocked) device.setOutputPaused(true);
+    }
+    this.flushInput(); // starts the hub's input flowing
+  }
+
+  /** Unwire: the hub and the device stay as they are, free to be wired again. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const f of this.#off.splice(0)) f();
+    this.hub.pauseInput();
+    this.hub.unbind(this.label);
+    if (!this.device.console) this.device.setOutputPaused(false);
+    this.#pending.length = 0;
+  }
+
+  stats(): PortStats {
+    const d = this.device;
+    return {
+      nr: d.nr,
+      name: d.name,
+      console: d.console,
+      guestOpen: d.guestOpen,
+      hostOpen: d.hostOpen,
+      ...d.stats(),
+      pendingToGuest: this.#pending.reduce((s, b) => s + b.length, 0),
+      hub: this.hub.stats(),
+    };
+  }
+
+  /**
+   * Give held input to the guest; pause the hub while the guest takes less than offered and
+   * resume it once everything held went through. Resuming may hand over more input at once
+   * (members deliver what they held), which lands in #pending and is written by this loop.
+   */
+  private flushInput(): void {
+    if (this.#flushing || this.#closed) return;
+    this.#flushing = true;
+    try {
+      for (;;) {
+        while (this.#pending.length) {
+          const chunk = this.#pending[0]!;
+          const n = this.device.write(chunk);
+          if (n < chunk.length) {
+            this.#pending[0] = chunk.subarray(n);
+            this.hub.pauseInput();
+            return;
+          }
+          this.#pending.shift();
+        }
+        if (!this.hub.inputPaused) return;
+        this.hub.resumeInput();
+        if (!this.#pending.length) return;
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  private resize(size: WinSize): void {
+    if (size.cols > 0 && size.rows > 0) this.opts.onResize?.(size.cols, size.rows);
+  }
+
+  private listen(emitter: NodeJS.EventEmitter, event: string, fn: (...args: any[]) => void): void {
+    emitter.on(event, fn);
+    this.#off.push(() => emitter.off(event, fn));
+  }
+}
