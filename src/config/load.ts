@@ -56,6 +56,11 @@ const SHORT: Record<string, string> = { '-h': 'help', '-V': 'version' };
 const VM_KEYS = FLAGS.filter((f) => f.scope === 'vm').map((f) => f.name);
 const GLOBAL_KEYS = FLAGS.filter((f) => f.scope === 'global' && f.name !== 'config').map((f) => f.name);
 
+/** The package's version (package.json sits two levels above both src/config and dist/config). */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
 export function helpText(): string {
   const lines = FLAGS.map((f) => {
     const head = `  --${f.name}${f.metavar ? ` ${f.metavar}` : ''}`;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
-import { formatQemuArgs, helpText, numQueues, parseArgs, qemuArgs, shellQuote } from '../../src/config/load.js';
+import { formatQemuArgs, helpText, numQueues, packageVersion, parseArgs, qemuArgs, shellQuote } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vhc-config-'));
@@ -105,6 +105,7 @@ describe('flags', () => {
     expect(parseArgs(['-V'])).toEqual({ action: 'version' });
     expect(helpText()).toContain('--console-size COLSxROWS');
     expect(helpText()).toContain('--print-qemu-args');
+    expect(packageVersion()).toMatch(/^\d+\.\d+\.\d+/);
   });
 
   it('without any VM option uses the embedded default, with the given globals', () => {
