@@ -268,7 +268,7 @@ bool VhostUserConnection::readMessages(std::string& reason, bool& error) {
       error = true;
       return false;
     }
-    if (r == Result::Failed) events_.log(LogLevel::Error, strfmt("vhost-user %s failed: %s%s", name.c_str(), err.c_str(),
+    if (r == Result::Failed) events_.log(LogLevel::Warn, strfmt("vhost-user %s failed: %s%s", name.c_str(), err.c_str(),
                                                                  needReply ? " (failure reply sent)" : ""));
   }
   return true;
@@ -550,7 +550,7 @@ VhostUserConnection::Result VhostUserConnection::handleGetConfig(std::string& er
   uint32_t off = readAt<uint32_t>(payload_, 0), size = readAt<uint32_t>(payload_, 4);
   // The reply must be exactly 12 + size bytes; an empty reply tells the front-end it failed.
   if (size > kMaxConfig || off > device_.configSize() || size > device_.configSize() - off) {
-    events_.log(LogLevel::Error, strfmt("vhost-user GET_CONFIG failed: offset %u size %u outside the %u-byte config "
+    events_.log(LogLevel::Warn, strfmt("vhost-user GET_CONFIG failed: offset %u size %u outside the %u-byte config "
                                         "(empty reply sent)", off, size, device_.configSize()));
     if (!reply(nullptr, 0)) return err = "cannot send the reply", Result::Fatal;
     return Result::Ok;
