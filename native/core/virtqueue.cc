@@ -49,7 +49,6 @@ void Virtqueue::reset() {
   descUser_ = availUser_ = usedUser_ = 0;
   started = enabled = false;
   lastAvail_ = availSeen_ = usedIdx_ = publishedUsed_ = signalledUsed_ = 0;
-  signalledValid_ = false;
   broken_ = false;
   unmap();
 }
@@ -108,7 +107,8 @@ bool Virtqueue::translate(std::string& err) {
   // advanced it); everything we pushed ourselves was published before returning.
   usedIdx_ = publishedUsed_ = load16(reinterpret_cast<uint16_t*>(used_ + 2));
   availSeen_ = lastAvail_;
-  signalledValid_ = false;
+  // Suppression counts from here: "old" for vring_need_event is the index found in memory.
+  signalledUsed_ = usedIdx_;
   return true;
 }
 
@@ -212,17 +212,14 @@ void Virtqueue::flush() {
   // The used elements must be visible before the index that publishes them.
   std::atomic_thread_fence(std::memory_order_release);
   store16(reinterpret_cast<uint16_t*>(used_ + 2), usedIdx_);
-  uint16_t old = publishedUsed_;
   publishedUsed_ = usedIdx_;
   // Order the index store before reading the driver's suppression state (used_event/flags).
   std::atomic_thread_fence(std::memory_order_seq_cst);
   bool wanted;
   if (eventIdx_) {
     uint16_t usedEvent = load16(avail_ + 2 + num_);
-    uint16_t since = signalledValid_ ? signalledUsed_ : old;
-    wanted = !signalledValid_ || needEvent(usedEvent, usedIdx_, since);
+    wanted = needEvent(usedEvent, usedIdx_, signalledUsed_);
     signalledUsed_ = usedIdx_;
-    signalledValid_ = true;
   } else {
     wanted = !(load16(avail_) & kAvailNoInterrupt);
   }

@@ -103,8 +103,7 @@ class Virtqueue {
   uint16_t availSeen_ = 0;   // avail idx as read at the start of the current batch
   uint16_t usedIdx_ = 0;     // next used ring slot to fill
   uint16_t publishedUsed_ = 0;
-  uint16_t signalledUsed_ = 0;
-  bool signalledValid_ = false;
+  uint16_t signalledUsed_ = 0;  // used idx at the last signalling decision (EVENT_IDX)
   bool broken_ = false;
 };
 
