@@ -1,6 +1,7 @@
 #include "core/guest_memory.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -34,6 +35,16 @@ bool GuestMemory::add(const RegionDesc& d, int fd, std::string& err) {
     err = strfmt("bad memory region: guest 0x%llx size 0x%llx user 0x%llx offset 0x%llx",
                  (unsigned long long)d.guestAddr, (unsigned long long)d.size,
                  (unsigned long long)d.userAddr, (unsigned long long)d.mmapOffset);
+    return false;
+  }
+  // Touching a mapping beyond the end of its file raises SIGBUS, which would kill the
+  // daemon: a region must lie within its file as it is now.
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+      d.mmapOffset + d.size > static_cast<uint64_t>(st.st_size)) {
+    err = strfmt("memory region guest 0x%llx size 0x%llx at offset 0x%llx extends beyond the end of its file "
+                 "(0x%llx bytes)", (unsigned long long)d.guestAddr, (unsigned long long)d.size,
+                 (unsigned long long)d.mmapOffset, (unsigned long long)st.st_size);
     return false;
   }
   // Map from file offset 0 so an unaligned mmap_offset still works; the region starts

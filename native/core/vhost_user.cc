@@ -1,5 +1,6 @@
 #include "core/vhost_user.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -529,7 +530,11 @@ VhostUserConnection::Result VhostUserConnection::handleVringFd(Fds& fds, std::st
     case kSetVringKick:
       if (q->kickFd() >= 0) loop_.unwatch(q->kickFd());
       q->setKickFd(fd);
-      if (fd >= 0) loop_.watch(fd, [this, index] { onKick(index); });
+      if (fd >= 0) {
+        // Never block the event loop on a kick read, whatever kind of eventfd we were given.
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+        loop_.watch(fd, [this, index] { onKick(index); });
+      }
       else events_.log(LogLevel::Warn, strfmt("queue %u: no kick fd (polling mode is not supported); "
                                               "the queue is served only on other events", index));
       // The ring is started by its kick fd (vhost-user "ring states").
