@@ -91,6 +91,15 @@ export abstract class Chardev extends EventEmitter {
     if (this.#owner === owner) this.#owner = undefined;
   }
 
+  /** SIGHUP: reopen the `logfile=` (and a file backend's output) at the same path. */
+  reopenLogs(): void {
+    try {
+      this.#record?.reopen();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, logfile: this.common.logfile }, 'cannot reopen the log file; keeping the old one');
+    }
+  }
+
   /** Open the OS objects. Resolves when the backend is usable (a `wait=on` server: first client). */
   async start(): Promise<void> {
     if (this.#started) return;

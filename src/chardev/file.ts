@@ -16,13 +16,8 @@ export class FileChardev extends Chardev {
   protected open(): void {
     const { path, append, inputPath } = this.config;
     // Open synchronously so a bad path is reported at start, naming the chardev.
-    const outFd = openOrExplain(this.id, path, append ? 'a' : 'w');
+    this.#out = this.output(openOrExplain(this.id, path, append ? 'a' : 'w'));
     const inFd = inputPath !== undefined ? openOrExplain(this.id, inputPath, 'r') : undefined;
-    this.#out = new StreamLink(undefined, fs.createWriteStream('', { fd: outFd }), {
-      data: () => {},
-      writable: () => this.emit('writable'),
-      end: (err) => this.fail(err ?? new Error(`chardev '${this.id}': file '${path}' closed`)),
-    }, false);
     if (inFd !== undefined) {
       // The end of the input file ends input only; output goes on.
       this.#in = new StreamLink(fs.createReadStream('', { fd: inFd }), undefined, {
@@ -32,6 +27,33 @@ export class FileChardev extends Chardev {
       }, !this.inputPaused);
     }
     this.setConnected(true);
+  }
+
+  /** A file backend is often the console log: after logrotate, go on in a new file (appending). */
+  override reopenLogs(): void {
+    super.reopenLogs();
+    const old = this.#out;
+    if (old === undefined || this.closed) return;
+    try {
+      this.#out = this.output(openOrExplain(this.id, this.config.path, 'a'));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot reopen the output file; keeping the old one');
+      return;
+    }
+    // What is queued for the old file still goes there; nothing is lost or written twice.
+    old.output?.end();
+  }
+
+  private output(fd: number): StreamLink {
+    const link: StreamLink = new StreamLink(undefined, fs.createWriteStream('', { fd }), {
+      data: () => {},
+      writable: () => this.emit('writable'),
+      // A link replaced by reopenLogs() ends quietly; only the current one's end is a failure.
+      end: (err) => {
+        if (this.#out === link) this.fail(err ?? new Error(`chardev '${this.id}': file '${this.config.path}' closed`));
+      },
+    }, false);
+    return link;
   }
 
   protected writeOut(data: Uint8Array): number {

@@ -16,6 +16,14 @@ export class ChardevLog {
     fs.writeSync(this.#fd, this.timestamp ? this.stamp(data) : data);
   }
 
+  /** After logrotate moved the file away (SIGHUP): continue in a new file at the same path. */
+  reopen(): void {
+    if (this.#fd === undefined) return;
+    const fd = fs.openSync(this.path, 'a', 0o640);
+    fs.closeSync(this.#fd);
+    this.#fd = fd;
+  }
+
   close(): void {
     if (this.#fd !== undefined) fs.closeSync(this.#fd);
     this.#fd = undefined;

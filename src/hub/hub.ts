@@ -246,6 +246,15 @@ export class Hub extends EventEmitter {
     };
   }
 
+  /** SIGHUP: reopen the hub's own `logfile=`. */
+  reopenLogs(): void {
+    try {
+      this.#record?.reopen();
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'cannot reopen the log file; keeping the old one');
+    }
+  }
+
   /** Detach every member (the chardevs stay open) and close the hub's log. */
   close(): void {
     for (const id of [...this.#members.keys()]) this.detach(id);
