@@ -80,7 +80,7 @@ export interface ControlTarget {
   deviceDel(vm: string, id: string, next: VmConfig): Awaitable<void>;
   /** Take up to `size` bytes from a ringbuf chardev (oldest first). */
   ringbufRead(vm: string, id: string, size: number): Awaitable<Uint8Array>;
-  /** Send bytes into a ringbuf chardev (toward the guest, as QEMU's ringbuf-write does). */
+  /** Append bytes to a ringbuf chardev's ring, as QEMU's ringbuf-write does (ringbuf-read returns them). */
   ringbufWrite(vm: string, id: string, data: Uint8Array): Awaitable<void>;
   consoleResize(vm: string, cols: number, rows: number, next: VmConfig): Awaitable<void>;
   /** Shut the daemon down (called after the reply to `quit` has been sent). */

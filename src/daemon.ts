@@ -1,0 +1,154 @@
+// The daemon: the VMs of one process, the control server over them, and the process-level
+// concerns (signals, shutdown). Each VM is independent: a broken front-end or ring of one
+// ends that VM's connection only, and a failure while starting one VM stops start-up as a
+// whole (the configuration asked for all of them) with everything opened so far closed.
+import type { ChardevConfig, Config, PortConfig, VmConfig } from './config/schema.js';
+import { packageVersion } from './config/load.js';
+import { ControlServer } from './control/server.js';
+import { QmpError, type ChardevInfo, type ControlTarget, type HubChange, type PortInfo } from './control/target.js';
+import { logger, setLogLevel } from './log.js';
+import { Vm } from './vm.js';
+
+export class Daemon implements ControlTarget {
+  readonly #log = logger({ component: 'daemon' });
+  readonly #vms = new Map<string, Vm>();
+  #control: ControlServer | undefined;
+  #stopping: Promise<void> | undefined;
+  readonly #signalHandlers: [NodeJS.Signals, () => void][] = [];
+
+  private constructor(readonly config: Config) {}
+
+  static async start(config: Config): Promise<Daemon> {
+    setLogLevel(config.logLevel);
+    const d = new Daemon(config);
+    try {
+      for (const vc of config.vms) d.#vms.set(vc.id, d.watch(await Vm.start(vc)));
+      if (config.control) {
+        d.#control = new ControlServer({
+          path: config.control.path,
+          ...(config.control.mode !== undefined && { mode: config.control.mode }),
+          target: d,
+          version: packageVersion(),
+        });
+        await d.#control.listen();
+      }
+    } catch (err) {
+      await d.stop();
+      throw err;
+    }
+    return d;
+  }
+
+  vms(): Vm[] {
+    return [...this.#vms.values()];
+  }
+
+  /** SIGTERM/SIGINT: clean shutdown; SIGHUP: reopen log files. `exit` ends the process after shutdown. */
+  handleSignals(exit: (code: number) => void): void {
+    const on = (sig: NodeJS.Signals, fn: () => void) => {
+      process.on(sig, fn);
+      this.#signalHandlers.push([sig, fn]);
+    };
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+      on(sig, () => {
+        this.#log.info({ signal: sig }, 'shutting down');
+        void this.stop().then(() => exit(0));
+      });
+    }
+    on('SIGHUP', () => {
+      this.#log.info('SIGHUP: reopening log files');
+      for (const vm of this.#vms.values()) vm.reopenLogs();
+    });
+  }
+
+  /** Close the control server and every VM (sockets removed, terminals restored, logs flushed). */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      for (const [sig, fn] of this.#signalHandlers.splice(0)) process.off(sig, fn);
+      await this.#control?.close();
+      await Promise.allSettled([...this.#vms.values()].map((vm) => vm.close()));
+      this.#vms.clear();
+    })();
+    return this.#stopping;
+  }
+
+  /** Resolves when stop() has run (after `quit`, a signal, or a caller's stop()). */
+  get stopped(): Promise<void> | undefined {
+    return this.#stopping;
+  }
+
+  private watch(vm: Vm): Vm {
+    vm.on('port-open', (id: string, open: boolean) => this.#control?.emitEvent('VSERPORT_CHANGE', { id, open, vm: vm.id }));
+    vm.on('frontend', (connected: boolean, reason?: string) => {
+      if (connected) this.#control?.emitEvent('FRONTEND_CONNECTED', { vm: vm.id });
+      else this.#control?.emitEvent('FRONTEND_DISCONNECTED', { vm: vm.id, ...(reason !== undefined && { reason }) });
+    });
+    return vm;
+  }
+
+  private vm(id: string): Vm {
+    const vm = this.#vms.get(id);
+    if (!vm) throw new QmpError('DeviceNotFound', `no VM '${id}'`);
+    return vm;
+  }
+
+  // --- ControlTarget ---------------------------------------------------------------------
+
+  vmIds(): string[] {
+    return [...this.#vms.keys()];
+  }
+
+  vmConfig(vm: string): VmConfig {
+    return this.vm(vm).config;
+  }
+
+  queryChardev(vm: string): ChardevInfo[] {
+    return this.vm(vm).queryChardev();
+  }
+
+  queryPorts(vm: string): PortInfo[] {
+    return this.vm(vm).queryPorts();
+  }
+
+  chardevAdd(vm: string, chardev: ChardevConfig, next: VmConfig): Promise<{ pty?: string }> {
+    return this.vm(vm).addChardev(chardev, next);
+  }
+
+  chardevRemove(vm: string, id: string, next: VmConfig): Promise<void> {
+    return this.vm(vm).removeChardev(id, next);
+  }
+
+  hubAttach(vm: string, change: HubChange, next: VmConfig): void {
+    this.vm(vm).hubAttach(change, next);
+  }
+
+  hubDetach(vm: string, change: HubChange, next: VmConfig): void {
+    this.vm(vm).hubDetach(change, next);
+  }
+
+  deviceAdd(vm: string, port: PortConfig, next: VmConfig): void {
+    this.vm(vm).addPort(port, next);
+  }
+
+  deviceDel(vm: string, id: string, next: VmConfig): void {
+    this.vm(vm).removePort(id, next);
+  }
+
+  ringbufRead(vm: string, id: string, size: number): Uint8Array {
+    return this.vm(vm).ringbuf(id).read(size);
+  }
+
+  ringbufWrite(vm: string, id: string, data: Uint8Array): void {
+    // As QEMU: the bytes go into the ring itself (ringbuf-read returns them), not to the guest.
+    this.vm(vm).ringbuf(id).write(data);
+  }
+
+  consoleResize(vm: string, cols: number, rows: number, next: VmConfig): void {
+    this.vm(vm).resize(cols, rows, next);
+  }
+
+  quit(): void {
+    this.#log.info('quit requested over the control API');
+    void this.stop().then(() => process.exit(0));
+  }
+}

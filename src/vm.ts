@@ -1,0 +1,282 @@
+// One VM: a vhost-user console device, its ports, and on the host side the hubs and chardevs
+// behind them, built from a validated VmConfig and changed at run time by the control API.
+//
+// Every port is a hub on the host side: a port configured with a plain chardev gets an
+// implicit hub with that chardev as its only member, so members can be attached to any port
+// later without the port noticing. Configuration-level checks (ids, "in use", limits) were
+// done by the config layer before anything here runs; what is checked here is live state.
+import { EventEmitter } from 'node:events';
+import type { Chardev } from './chardev/chardev.js';
+import { chardevFromConfig, parseChardevOptions } from './chardev/registry.js';
+import { RingbufChardev } from './chardev/ringbuf.js';
+import { PtyChardev } from './chardev/pty.js';
+import type { ChardevConfig, PortConfig, VmConfig } from './config/schema.js';
+import type { ChardevInfo, HubChange, PortInfo } from './control/target.js';
+import { createConsoleDevice } from './device/device.js';
+import type { ConsoleDevice } from './device/types.js';
+import { StateError } from './errors.js';
+import { Hub } from './hub/hub.js';
+import { logger, type Logger } from './log.js';
+import { Port } from './port/port.js';
+
+interface PortEntry {
+  config: PortConfig;
+  port: Port;
+  hub: Hub;
+}
+
+/**
+ * Events:
+ *  - 'port-open' (portId: string, open: boolean)   the guest opened/closed a port
+ *  - 'frontend' (connected: boolean, reason?: string)
+ */
+export class Vm extends EventEmitter {
+  readonly id: string;
+  readonly device: ConsoleDevice;
+  readonly #log: Logger;
+  #config: VmConfig;
+  readonly #chardevs = new Map<string, Chardev>();
+  /** Hubs by id: the configured ones and those hub-attach created for a port. */
+  readonly #hubs = new Map<string, Hub>();
+  readonly #ports = new Map<string, PortEntry>();
+
+  private constructor(config: VmConfig) {
+    super();
+    this.id = config.id;
+    this.#config = config;
+    this.#log = logger({ component: 'vm', vm: config.id });
+    this.device = createConsoleDevice({
+      socketPath: config.socket,
+      ...(config.socketMode !== undefined && { socketMode: config.socketMode }),
+      maxPorts: config.maxPorts,
+      multiport: config.multiport,
+      cols: config.consoleSize.cols,
+      rows: config.consoleSize.rows,
+      resizeOrder: config.resizeOrder,
+      name: config.id,
+    });
+    this.device.on('frontend-connected', () => this.emit('frontend', true));
+    this.device.on('frontend-disconnected', (reason: string) => this.emit('frontend', false, reason));
+  }
+
+  /**
+   * Open the chardevs (in order, as QEMU does: a `wait=on` server holds start-up until its
+   * first client), build the hubs and ports, then listen for the front-end. On failure
+   * everything opened so far is closed again.
+   */
+  static async start(config: VmConfig): Promise<Vm> {
+    const vm = new Vm(config);
+    try {
+      for (const c of config.chardevs) if (c.backend !== 'hub') await vm.openChardev(c);
+      for (const c of config.chardevs) if (c.backend === 'hub') vm.buildHub(c);
+      for (const p of config.devices) vm.plugPort(p);
+      vm.device.listen();
+    } catch (err) {
+      await vm.close();
+      throw err;
+    }
+    vm.#log.info({ socket: config.socket, ports: config.devices.length }, 'listening for the front-end');
+    return vm;
+  }
+
+  get config(): VmConfig {
+    return this.#config;
+  }
+
+  /** The slave paths of the VM's pty chardevs, for the start-up banner. */
+  ptys(): { id: string; path: string; link?: string }[] {
+    const out: { id: string; path: string; link?: string }[] = [];
+    for (const c of this.#chardevs.values()) {
+      if (c instanceof PtyChardev) out.push({ id: c.id, path: c.slavePath, ...(c.config.path !== undefined && { link: c.config.path }) });
+    }
+    return out;
+  }
+
+  /** SIGHUP: reopen every log file (logrotate moved them away). */
+  reopenLogs(): void {
+    for (const c of this.#chardevs.values()) c.reopenLogs();
+    for (const h of this.#hubs.values()) h.reopenLogs();
+  }
+
+  async close(): Promise<void> {
+    for (const e of this.#ports.values()) e.port.close();
+    this.#ports.clear();
+    this.device.close();
+    for (const h of this.#hubs.values()) h.close();
+    this.#hubs.clear();
+    await Promise.allSettled([...this.#chardevs.values()].map((c) => c.close()));
+    this.#chardevs.clear();
+  }
+
+  // --- run-time changes (the control API validated them against the config rules) -------
+
+  async addChardev(cfg: ChardevConfig, next: VmConfig): Promise<{ pty?: string }> {
+    const c = await this.openChardev(cfg);
+    this.#config = next;
+    return c instanceof PtyChardev ? { pty: c.slavePath } : {};
+  }
+
+  async removeChardev(id: string, next: VmConfig): Promise<void> {
+    const c = this.#chardevs.get(id);
+    if (c === undefined) throw new StateError(`no chardev '${id}'`);
+    if (c.owner !== undefined) throw new StateError(`chardev '${id}' is busy: used by ${c.owner}`);
+    this.#chardevs.delete(id);
+    this.#config = next;
+    await c.close();
+  }
+
+  hubAttach(change: HubChange, next: VmConfig): void {
+    const hub = this.hubOf(change);
+    hub.attach(this.chardev(change.chardev));
+    if (change.created) this.#hubs.set(change.hub, hub);
+    this.#config = next;
+  }
+
+  hubDetach(change: HubChange, next: VmConfig): void {
+    this.hubOf(change).detach(change.chardev);
+    this.#config = next;
+  }
+
+  addPort(cfg: PortConfig, next: VmConfig): void {
+    this.plugPort(cfg);
+    this.#config = next;
+  }
+
+  removePort(id: string, next: VmConfig): void {
+    const e = this.#ports.get(id);
+    if (e === undefined) throw new StateError(`no port '${id}'`);
+    e.port.close();
+    this.device.removePort(e.config.nr);
+    // An implicit hub goes with its port; its members stay, unused, for chardev-remove.
+    if (![...this.#hubs.values()].includes(e.hub)) e.hub.close();
+    this.#ports.delete(id);
+    this.#config = next;
+  }
+
+  resize(cols: number, rows: number, next?: VmConfig): void {
+    this.device.setConsoleSize(cols, rows);
+    this.#config = next ?? { ...this.#config, consoleSize: { cols, rows } };
+  }
+
+  ringbuf(id: string): RingbufChardev {
+    const c = this.#chardevs.get(id);
+    if (!(c instanceof RingbufChardev)) throw new StateError(`chardev '${id}' is not a ringbuf`);
+    return c;
+  }
+
+  // --- queries -----------------------------------------------------------------------------
+
+  queryChardev(): ChardevInfo[] {
+    // A chardev is "frontend-open" when it feeds a port: it is a member of a hub bound to one.
+    const portHubs = new Set([...this.#ports.values()].map((e) => e.hub.label));
+    const out: ChardevInfo[] = [];
+    for (const c of this.#chardevs.values()) {
+      const cfg = this.#config.chardevs.find((x) => x.id === c.id);
+      out.push({ label: c.id, filename: qemuFilename(cfg, c), 'frontend-open': c.owner !== undefined && portHubs.has(c.owner) });
+    }
+    for (const [id, h] of this.#hubs) out.push({ label: id, filename: 'hub', 'frontend-open': portHubs.has(h.label) });
+    return out;
+  }
+
+  queryPorts(): PortInfo[] {
+    return [...this.#ports.values()].map(({ config, port }) => {
+      const s = port.stats();
+      return {
+        id: config.id,
+        ...(config.name !== undefined && { name: config.name }),
+        nr: config.nr,
+        console: s.console,
+        'guest-open': s.guestOpen,
+        'host-open': s.hostOpen,
+        ...(config.chardev !== undefined && { chardev: config.chardev }),
+        'bytes-out': s.bytesFromGuest,
+        'bytes-in': s.bytesToGuest,
+        members: s.hub.members.map((m) => ({
+          chardev: m.id,
+          open: m.connected,
+          'bytes-out': m.bytesOut,
+          'bytes-in': m.bytesIn,
+          drops: m.drops,
+        })),
+      };
+    });
+  }
+
+  // --- wiring ------------------------------------------------------------------------------
+
+  private async openChardev(cfg: ChardevConfig): Promise<Chardev> {
+    const c = chardevFromConfig(parseChardevOptions(cfg.backend, cfg.id, cfg.options));
+    await c.start();
+    this.#chardevs.set(cfg.id, c);
+    return c;
+  }
+
+  private buildHub(cfg: ChardevConfig): Hub {
+    const options: Record<string, string> = { ...cfg.options };
+    (cfg.members ?? []).forEach((m, i) => { options[`chardevs.${i}`] = m; });
+    const typed = parseChardevOptions('hub', cfg.id, options);
+    if (typed.backend !== 'hub') throw new StateError(`chardev '${cfg.id}' is not a hub`);
+    const hub = Hub.fromConfig(typed, (id) => this.#hubs.get(id) ?? this.#chardevs.get(id));
+    this.#hubs.set(cfg.id, hub);
+    return hub;
+  }
+
+  private plugPort(cfg: PortConfig): void {
+    const hub = this.hubForPort(cfg);
+    const console = cfg.driver === 'virtconsole';
+    const dp = this.device.addPort({ nr: cfg.nr, console, ...(cfg.name !== undefined && { name: cfg.name }) });
+    let port: Port;
+    try {
+      port = new Port(dp, hub, console ? { onResize: (cols, rows) => this.resize(cols, rows) } : {});
+    } catch (err) {
+      this.device.removePort(cfg.nr);
+      throw err;
+    }
+    dp.on('guest-open', (open: boolean) => this.emit('port-open', cfg.id, open));
+    this.#ports.set(cfg.id, { config: cfg, port, hub });
+  }
+
+  /** A configured hub, or an implicit one around the port's plain chardev (or an empty one). */
+  private hubForPort(cfg: PortConfig): Hub {
+    if (cfg.chardev !== undefined) {
+      const h = this.#hubs.get(cfg.chardev);
+      if (h) return h;
+    }
+    const hub = new Hub(`port-${cfg.id}`, { label: `port '${cfg.id}'` });
+    if (cfg.chardev !== undefined) {
+      try {
+        hub.attach(this.chardev(cfg.chardev));
+      } catch (err) {
+        hub.close();
+        throw err;
+      }
+    }
+    return hub;
+  }
+
+  private hubOf(change: HubChange): Hub {
+    const h = this.#hubs.get(change.hub) ?? (change.port !== undefined ? this.#ports.get(change.port)?.hub : undefined);
+    if (h === undefined) throw new StateError(`no hub '${change.hub}'`);
+    return h;
+  }
+
+  private chardev(id: string): Chardev {
+    const c = this.#chardevs.get(id);
+    if (c === undefined) throw new StateError(`no chardev '${id}'`);
+    return c;
+  }
+
+}
+
+/** QEMU's query-chardev `filename`: the backend and its address, e.g. 'unix:/run/c.sock,server=on'. */
+function qemuFilename(cfg: ChardevConfig | undefined, c: Chardev): string {
+  const o = cfg?.options ?? {};
+  const server = o.server !== undefined && /^(on|yes|true)$/.test(o.server) ? ',server=on' : '';
+  switch (c.backend) {
+    case 'pty': return `pty:${c instanceof PtyChardev ? c.slavePath : ''}`;
+    case 'socket': return o.path !== undefined ? `unix:${o.path}${server}` : `tcp:${o.host ?? ''}:${o.port ?? ''}${server}`;
+    case 'file': return `file:${o.path ?? ''}`;
+    case 'pipe': return `pipe:${o.path ?? ''}`;
+    default: return c.backend;
+  }
+}
