@@ -10,7 +10,7 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -194,6 +194,11 @@ export class Daemon extends Proc {
     this.socket = join(dir, 'vm.sock');
   }
   get numVqs(): number { return this.config.multiport === false ? 2 : 2 * ((this.config.maxPorts ?? 4) + 1); }
+  /** What the daemon's fds point at, sorted (for the log when a leak check fails). */
+  fdTargets(): string[] {
+    const dir = `/proc/${this.pid}/fd`;
+    return readdirSync(dir).map((fd) => { try { return readlinkSync(join(dir, fd)); } catch { return '?'; } }).sort();
+  }
   /** Open fds and memfd mappings of the daemon process (for leak checks). */
   resources(): { fds: number; memfdMaps: number } {
     return {
