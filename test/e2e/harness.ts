@@ -399,7 +399,10 @@ export function useE2E(): () => E2E {
         const missing = [...new Set(args.filter((a) => a.startsWith('--') && !help.includes(a)))];
         if (missing.length) skipLoudly(ctx, `daemon option(s) ${missing.join(', ')} (not in node dist/cli.js --help)`);
         log.write('daemon', `node dist/cli.js ${args.join(' ')}`);
-        const child = spawn(process.execPath, [CLI, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+        // VHC_E2E_DAEMON_PRELOAD: LD_PRELOAD for the daemon alone, e.g. libasan for an ASan-built addon.
+        const preload = process.env.VHC_E2E_DAEMON_PRELOAD;
+        const env = preload ? { ...process.env, LD_PRELOAD: preload } : process.env;
+        const child = spawn(process.execPath, [CLI, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
         const d = new Daemon(child, dir, config, log);
         cleanups.push(() => d.kill());
         child.stdout!.on('data', lineSplitter((l) => log.write('daemon-out', l)));

@@ -8,17 +8,20 @@ import { digest, md5, until, useE2E } from './harness.js';
 const e2e = useE2E();
 const port1 = { id: 'p1', name: 'org.e2e.port1' };
 
-test('guest -> host: 384 KiB on a named port and a marker on hvc0 arrive byte-exact', async () => {
+test('guest -> host: 384 KiB and 16 KiB on two named ports and a marker on hvc0 arrive byte-exact', async () => {
   const e = e2e();
-  const d = await e.startDaemon({ ports: [port1] });
+  const d = await e.startDaemon({ ports: [port1, { id: 'p2', name: 'org.e2e.port2' }] });
   const p1 = await e.peer(d, 'p1');
+  const p2 = await e.peer(d, 'p2');
   const con = await e.peer(d, 'con');
   const g = await e.boot({ daemon: d });
-  await g.ok('e2e_wait_port org.e2e.port1 10');
+  await g.ok('e2e_wait_ports 3 10');
 
-  const sent = digest((await g.ok('e2e_send org.e2e.port1 384 60', 90_000))[0]!);
-  const got = await p1.waitBytes(sent.len, 60_000);
-  expect({ md5: md5(got), len: got.length }).toEqual(sent);
+  for (const [name, peer, kib] of [['org.e2e.port1', p1, 384], ['org.e2e.port2', p2, 16]] as const) {
+    const sent = digest((await g.ok(`e2e_send ${name} ${kib} 60`, 90_000))[0]!);
+    const got = await peer.waitBytes(sent.len, 60_000);
+    expect({ md5: md5(got), len: got.length }).toEqual(sent);
+  }
 
   await g.ok('e2e_hvc_write E2E-HVC-MARKER-1');
   await con.waitText(/E2E-HVC-MARKER-1\r?\n/);
