@@ -349,12 +349,14 @@ export class ConsoleDriver extends EventEmitter {
     const pool = this.pool(qi, this.opts.txBufSize);
     let u;
     let n = 0;
-    while ((u = q.getUsed())) {
-      const t = u.token as TxToken;
-      pool.give(t.off);
-      t.done(u.len);
-      n++;
-    }
+    do {
+      while ((u = q.getUsed())) {
+        const t = u.token as TxToken;
+        pool.give(t.off);
+        t.done(u.len);
+        n++;
+      }
+    } while (q.enableCallbacks());
     this.anomalies.push(...q.anomalies.splice(0));
     if (n > 0) this.emit('change');
   }

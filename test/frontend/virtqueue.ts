@@ -47,6 +47,7 @@ export class SplitQueue<T> {
   private availIdx = 0; // our shadow of avail->idx
   private kickedAt = 0; // avail->idx at the last notification decision
   private lastUsed = 0;
+  private callbacks = true; // Linux starts with callbacks enabled
 
   constructor(readonly mem: GuestMemory, readonly index: number, readonly size: number, readonly opts: QueueOptions) {
     if (size <= 0 || size > 32768 || (size & (size - 1)) !== 0) throw new Error(`queue ${index}: size ${size} is not a power of 2 in 1..32768`);
@@ -187,6 +188,9 @@ export class SplitQueue<T> {
       this.tokens[head] = undefined;
       for (const d of this.chains[head]!) this.free.push(d);
       this.chains[head] = [];
+      // Like Linux's virtqueue_get_buf: while callbacks are on, move used_event along so the
+      // device calls again for the next buffer (else it would wait for an index we passed).
+      if (this.callbacks && this.opts.eventIdx) this.storeUsedEvent();
       return { token, len, head };
     }
     return undefined;
@@ -197,13 +201,19 @@ export class SplitQueue<T> {
    * so the caller must look again (the race virtqueue_enable_cb closes in Linux).
    */
   enableCallbacks(): boolean {
-    if (this.opts.eventIdx) Atomics.store(this.u16, (this.availOff + 4 + 2 * this.size) >> 1, this.lastUsed);
+    this.callbacks = true;
+    if (this.opts.eventIdx) this.storeUsedEvent();
     else Atomics.store(this.u16, this.availOff >> 1, 0);
     return this.hasUsed();
   }
 
   /** Asks the device not to call (a hint without EVENT_IDX; with it, used_event stays behind). */
   disableCallbacks(): void {
+    this.callbacks = false;
     if (!this.opts.eventIdx) Atomics.store(this.u16, this.availOff >> 1, AVAIL_F_NO_INTERRUPT);
+  }
+
+  private storeUsedEvent(): void {
+    Atomics.store(this.u16, (this.availOff + 4 + 2 * this.size) >> 1, this.lastUsed);
   }
 }

@@ -39,7 +39,8 @@ export class Vm {
     const { path: dir, remove } = tmpDir();
     const maxPorts = spec.maxPorts ?? 4;
     const ports = spec.ports ?? DEFAULT_PORTS;
-    const args = ['--socket', join(dir, 'vm.sock'), '--console-size', spec.consoleSize ?? '80x25', '--max-ports', String(maxPorts), '--log-level', 'debug'];
+    const multiport = !(spec.extraArgs ?? []).join(' ').includes('--multiport off');
+    const args = ['--socket', join(dir, 'vm.sock'), '--console-size', spec.consoleSize ?? '80x25', ...(multiport ? ['--max-ports', String(maxPorts)] : []), '--log-level', 'debug'];
     const chardevs = spec.chardevs ?? Object.fromEntries(ports.map((p) => [p.chardev, `socket,path=${join(dir, `${p.chardev}.sock`)},server=on,wait=off`]));
     const waitFiles = [join(dir, 'vm.sock')];
     for (const [id, def] of Object.entries(chardevs)) {
@@ -55,7 +56,6 @@ export class Vm {
       args.push('--control', join(dir, 'ctl.sock'));
       waitFiles.push(join(dir, 'ctl.sock'));
     }
-    const multiport = !(spec.extraArgs ?? []).join(' ').includes('--multiport off');
     let daemon: Daemon;
     try {
       daemon = await Daemon.start(args, waitFiles);
