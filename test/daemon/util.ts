@@ -1,0 +1,101 @@
+// Small utilities for the daemon-level tests (test/daemon, test/cli) on top of test/helpers:
+// running the CLI to completion, a pty peer, a raw control-socket client, waiting for files.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import { CLI, ROOT, until } from '../helpers/daemon.js';
+
+export { until };
+
+/** Runs `node dist/cli.js args` to completion (for options that exit at once). */
+export function runCli(args: string[], cwd = ROOT): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', timeout: 15_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The daemon started with a cwd of our choosing (test/helpers' Daemon runs in the repo root). */
+export function spawnCli(args: string[], cwd: string) {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  return {
+    child,
+    exited,
+    get stdout() { return stdout; },
+    get stderr() { return stderr; },
+    async kill(): Promise<void> {
+      if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await exited; }
+    },
+  };
+}
+
+/** A terminal program on a pty's slave: non-blocking fd, polled reads. */
+export class PtyPeer {
+  readonly fd: number;
+  private chunks: Buffer[] = [];
+  constructor(path: string) {
+    this.fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_NOCTTY | fs.constants.O_NONBLOCK);
+  }
+  /** Everything readable now, appended to what was read before. */
+  private drain(): number {
+    const buf = Buffer.alloc(1 << 16);
+    for (;;) {
+      let n: number;
+      try { n = fs.readSync(this.fd, buf, 0, buf.length, null); } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') break;
+        throw e;
+      }
+      if (n <= 0) break;
+      this.chunks.push(Buffer.from(buf.subarray(0, n)));
+    }
+    return this.chunks.reduce((s, c) => s + c.length, 0);
+  }
+  async read(n: number, timeoutMs = 20_000): Promise<Buffer> {
+    await until(() => this.drain() >= n, `${n} bytes on the pty`, timeoutMs, 2);
+    const all = Buffer.concat(this.chunks);
+    this.chunks = [all.subarray(n)];
+    return all.subarray(0, n);
+  }
+  write(data: string | Uint8Array): void { fs.writeSync(this.fd, data); }
+  close(): void { fs.closeSync(this.fd); }
+}
+
+/** A control-socket client that sends raw text and collects every message (greeting included). */
+export class RawQmp {
+  readonly messages: Record<string, unknown>[] = [];
+  private buf = '';
+  private constructor(readonly sock: net.Socket) {
+    sock.setEncoding('utf8');
+    sock.on('error', () => {});
+    sock.on('data', (d: string) => {
+      this.buf += d;
+      let nl;
+      while ((nl = this.buf.indexOf('\n')) >= 0) {
+        const line = this.buf.slice(0, nl).trim();
+        this.buf = this.buf.slice(nl + 1);
+        if (line) this.messages.push(JSON.parse(line) as Record<string, unknown>);
+      }
+    });
+  }
+  static async connect(path: string): Promise<RawQmp> {
+    const sock = net.connect(path);
+    await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
+    return new RawQmp(sock);
+  }
+  send(text: string): void { this.sock.write(text); }
+  /** Waits for the n-th non-event message (0 = the greeting) and returns it. */
+  async reply(n: number): Promise<Record<string, unknown>> {
+    const replies = () => this.messages.filter((m) => !('event' in m));
+    await until(() => replies().length > n, `control reply #${n}`);
+    return replies()[n]!;
+  }
+  close(): void { this.sock.destroy(); }
+}
+
+/** Those of `paths` that exist (sockets and dangling links count). */
+export function present(paths: string[]): string[] {
+  return paths.filter((p) => { try { fs.lstatSync(p); return true; } catch { return false; } });
+}
