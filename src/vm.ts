@@ -117,6 +117,15 @@ export class Vm extends EventEmitter {
   }
 
   async removeChardev(id: string, next: VmConfig): Promise<void> {
+    const hub = this.#hubs.get(id);
+    if (hub !== undefined) {
+      // An unused hub (its port was unplugged): its members go back to being unused chardevs.
+      if ([...this.#ports.values()].some((e) => e.hub === hub)) throw new StateError(`chardev '${id}' is busy: used by a port`);
+      hub.close();
+      this.#hubs.delete(id);
+      this.#config = next;
+      return;
+    }
     const c = this.#chardevs.get(id);
     if (c === undefined) throw new StateError(`no chardev '${id}'`);
     if (c.owner !== undefined) throw new StateError(`chardev '${id}' is busy: used by ${c.owner}`);
@@ -179,7 +188,9 @@ export class Vm extends EventEmitter {
   }
 
   queryPorts(): PortInfo[] {
-    return [...this.#ports.values()].map(({ config, port }) => {
+    return [...this.#ports.values()].map(({ config: plugged, port }) => {
+      // The live configuration: hub-attach may have given the port a hub since it was plugged.
+      const config = this.#config.devices.find((d) => d.id === plugged.id) ?? plugged;
       const s = port.stats();
       return {
         id: config.id,
