@@ -42,6 +42,11 @@ async function main(argv: string[]): Promise<number> {
   try {
     daemon = await Daemon.start(parsed.config);
   } catch (err) {
+    if (err instanceof ConfigError) {
+      // Found before anything was opened (e.g. two users of one socket path).
+      process.stderr.write(`vhost-console: ${err.message}\nTry 'vhost-console --help' for more information.\n`);
+      return 2;
+    }
     const message = err instanceof Error ? err.message : String(err);
     rootLogger().fatal({ err: message }, 'start-up failed');
     process.stderr.write(`vhost-console: ${message}\n`);

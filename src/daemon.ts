@@ -2,8 +2,11 @@
 // concerns (signals, shutdown). Each VM is independent: a broken front-end or ring of one
 // ends that VM's connection only, and a failure while starting one VM stops start-up as a
 // whole (the configuration asked for all of them) with everything opened so far closed.
-import type { ChardevConfig, Config, PortConfig, VmConfig } from './config/schema.js';
+import { resolve } from 'node:path';
+import { parseBool } from './config/keyval.js';
+import type { ChardevConfig, Config, ControlConfig, PortConfig, VmConfig } from './config/schema.js';
 import { packageVersion } from './config/load.js';
+import { ConfigError } from './errors.js';
 import { ControlServer } from './control/server.js';
 import { QmpError, type ChardevInfo, type ControlTarget, type HubChange, type PortInfo } from './control/target.js';
 import { logger, setLogLevel } from './log.js';
@@ -19,6 +22,7 @@ export class Daemon implements ControlTarget {
   private constructor(readonly config: Config) {}
 
   static async start(config: Config): Promise<Daemon> {
+    checkPaths(config.vms, config.control);
     setLogLevel(config.logLevel);
     const d = new Daemon(config);
     try {
@@ -111,6 +115,7 @@ export class Daemon implements ControlTarget {
   }
 
   chardevAdd(vm: string, chardev: ChardevConfig, next: VmConfig): Promise<{ pty?: string }> {
+    checkPaths(this.vmIds().map((id) => (id === vm ? next : this.vm(id).config)), this.config.control);
     return this.vm(vm).addChardev(chardev, next);
   }
 
@@ -150,5 +155,30 @@ export class Daemon implements ControlTarget {
   quit(): void {
     this.#log.info('quit requested over the control API');
     void this.stop().then(() => process.exit(0));
+  }
+}
+
+/**
+ * Paths the daemon creates and removes must each have one owner: a unix server socket or a pty
+ * link replaces whatever socket or link is at its path (QEMU does the same with a stale one),
+ * so a second user of a path would silently take it from the first -- a chardev could even
+ * take the control socket or a VM's vhost-user socket.
+ */
+export function checkPaths(vms: readonly VmConfig[], control?: ControlConfig): void {
+  const owners = new Map<string, string>();
+  const claim = (path: string, who: string) => {
+    const other = owners.get(resolve(path));
+    if (other !== undefined) throw new ConfigError(`${who}: path '${path}' is already used by ${other}`, 'path', path);
+    owners.set(resolve(path), who);
+  };
+  if (control) claim(control.path, 'the control socket');
+  for (const vm of vms) {
+    const prefix = vms.length > 1 ? `vm '${vm.id}': ` : '';
+    claim(vm.socket, `${prefix}the vhost-user socket`);
+    for (const c of vm.chardevs) {
+      const path = c.options.path;
+      const owns = (c.backend === 'socket' && parseBool(c.options.server ?? 'off') === true) || c.backend === 'pty';
+      if (owns && path !== undefined) claim(path, `${prefix}chardev '${c.id}'`);
+    }
   }
 }
