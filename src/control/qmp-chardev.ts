@@ -6,6 +6,7 @@
 // at run time is checked by the same code as one on the command line.
 
 import { ConfigError } from '../errors.js';
+import { parseBool } from '../config/keyval.js';
 import { chardevFromParams, flattenParams, type ChardevConfig } from '../config/schema.js';
 
 /** QMP data keys whose -chardev option has another name. */
@@ -34,6 +35,12 @@ export function chardevFromQmp(id: string, backend: unknown): ChardevConfig {
   for (const [key, value] of Object.entries(data)) {
     if (type === 'socket' && key === 'addr') for (const [k, v] of socketAddress(value)) params.set(k, v);
     else for (const [k, v] of flattenParams({ [RENAMED[type]?.[key] ?? key]: value }, 'backend.data')) params.set(k, v);
+  }
+  if (type === 'socket') {
+    // QMP's ChardevSocket defaults are not -chardev's: `server` defaults to true and `wait` to
+    // false (a chardev-add must not hang the monitor until a client comes).
+    if (!params.has('server')) params.set('server', 'on');
+    if (!params.has('wait') && parseBool(params.get('server')!) === true) params.set('wait', 'off');
   }
   return chardevFromParams(ALIAS[type] ?? type, params, 'chardev-add');
 }
