@@ -44,6 +44,8 @@ describe('invalid input exits 2 before anything starts', () => {
     { what: 'unknown chardev option', args: () => ['--chardev', 'socket,id=s0,path=s.sock,severe=on'], stderr: [/chardev 's0'/, /'severe'/] },
     { what: 'unknown backend, with a suggestion', args: () => ['--chardev', 'pyt,id=p0'], stderr: [/'pyt'/, /did you mean 'pty'/] },
     { what: 'device with an unknown chardev', args: () => ['--device', 'virtconsole,chardev=nope'], stderr: [/chardev 'nope'/, /does not exist/] },
+    { what: 'a chardev socket on the vhost-user socket path', args: (d) => ['--chardev', `socket,id=s0,path=${d}/vm.sock,server=on,wait=off`], stderr: [/chardev 's0'/, /vm\.sock/, /already used by the vhost-user socket/] },
+    { what: 'a pty link on the control socket path', args: (d) => ['--chardev', `pty,id=p0,path=${d}/ctl.sock`], stderr: [/chardev 'p0'/, /ctl\.sock/, /already used by the control socket/] },
     { what: 'bad --max-ports', args: () => ['--max-ports', 'lots'], stderr: [/--max-ports/, /'lots'/] },
     { what: 'bad --resize-order', args: () => ['--resize-order', 'cols-row'], stderr: [/--resize-order/, /'cols-row'/, /did you mean 'cols-rows'/] },
   ];

@@ -3,7 +3,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import { CLI, ROOT, until } from '../helpers/daemon.js';
+import { join } from 'node:path';
+import { ConsoleDriver, type ConsoleDriverOptions, type ConsolePort } from '../frontend/index.js';
+import { CLI, Daemon, HostClient, ROOT, tmpDir, until } from '../helpers/daemon.js';
+import { QmpClient } from '../helpers/qmp.js';
 
 export { until };
 
@@ -98,4 +101,81 @@ export class RawQmp {
 /** Those of `paths` that exist (sockets and dangling links count). */
 export function present(paths: string[]): string[] {
   return paths.filter((p) => { try { fs.lstatSync(p); return true; } catch { return false; } });
+}
+
+/**
+ * One daemon in its own temporary directory, started from argv built with that directory,
+ * plus the front-ends, host clients and control clients the test opens (closed by dispose()).
+ */
+export class Rig {
+  private readonly drivers: ConsoleDriver[] = [];
+  private readonly closers: (() => void)[] = [];
+
+  private constructor(readonly dir: string, private readonly removeDir: () => void, readonly daemon: Daemon) {}
+
+  /** `build(dir)` gives the argv and the files (sockets) to wait for. */
+  static async start(build: (dir: string) => { args: string[]; wait: string[] }): Promise<Rig> {
+    const { path: dir, remove } = tmpDir('vhc-daemon-');
+    const { args, wait } = build(dir);
+    try {
+      return new Rig(dir, remove, await Daemon.start(args, wait));
+    } catch (e) {
+      remove();
+      throw e;
+    }
+  }
+
+  path(name: string): string { return join(this.dir, name); }
+
+  async driver(o: Partial<ConsoleDriverOptions> & { socket?: string; numQueues: number }): Promise<ConsoleDriver> {
+    const d = await ConsoleDriver.start({ socketPath: o.socket ?? this.path('vm.sock'), ...o });
+    this.drivers.push(d);
+    return d;
+  }
+
+  async qmp(name = 'ctl.sock'): Promise<QmpClient> {
+    const q = await QmpClient.connect(this.path(name));
+    this.closers.push(() => q.close());
+    return q;
+  }
+
+  async raw(name = 'ctl.sock'): Promise<RawQmp> {
+    const q = await RawQmp.connect(this.path(name));
+    this.closers.push(() => q.close());
+    return q;
+  }
+
+  async host(name: string, o: { paused?: boolean } = {}): Promise<HostClient> {
+    const h = await HostClient.connect(this.path(name), o);
+    this.closers.push(() => h.close());
+    return h;
+  }
+
+  pty(path: string): PtyPeer {
+    const p = new PtyPeer(path);
+    this.closers.push(() => { try { p.close(); } catch { /* closed already */ } });
+    return p;
+  }
+
+  async dispose(): Promise<void> {
+    for (const d of this.drivers.splice(0)) await d.close().catch(() => {});
+    for (const c of this.closers.splice(0)) c();
+    await this.daemon.stop();
+    this.removeDir();
+  }
+}
+
+/** A port has finished its set-up: the console flag for port 0, its name for the others. */
+export const settled = (p: ConsolePort): boolean => (p.id === 0 ? p.console : p.name !== undefined);
+
+/** Errors of a QmpClient command come back as rejections carrying the JSON error. */
+export async function qmpError(p: Promise<unknown>): Promise<{ class: string; desc: string }> {
+  try {
+    await p;
+  } catch (e) {
+    const m = /^QMP error: (.*)$/s.exec((e as Error).message);
+    if (m) return JSON.parse(m[1]!) as { class: string; desc: string };
+    throw e;
+  }
+  throw new Error('the command succeeded; an error was expected');
 }
