@@ -3,15 +3,16 @@
 //
 // Connected while some process holds the slave open. A pty master reports POLLHUP while no
 // slave is open, so with no peer we poll for that (as QEMU's char-pty does); with a peer we
-// read through a tty stream on a dup of the master until the read fails with EIO, which is
+// read through a stream on a dup of the master until the read fails with EIO, which is
 // how the peer's last close shows up. The master itself stays open the whole time so the
-// slave path stays valid. The window size the peer sets (TIOCSWINSZ on the slave) is read
+// slave path stays valid (the stream is a libuv pipe handle, not a tty one: see
+// fd-stream.ts for why). The window size the peer sets (TIOCSWINSZ on the slave) is read
 // back from the master on a timer: no signal reaches the master side when it changes.
 import fs from 'node:fs';
-import tty from 'node:tty';
 import * as libc from '../sys/libc.js';
 import { Chardev } from './chardev.js';
 import type { ChardevConfig, PtyOptions } from './options.js';
+import { streamFromFd } from './fd-stream.js';
 import { StreamLink } from './stream.js';
 
 /** How often to look for a peer, and for window size changes while one is there. */
@@ -79,7 +80,7 @@ export class PtyChardev extends Chardev {
   }
 
   private attach(): void {
-    const stream = new tty.ReadStream(libc.dup(this.#master));
+    const stream = streamFromFd(libc.dup(this.#master));
     this.#link = new StreamLink(stream, stream, {
       data: (chunk) => this.deliver(chunk),
       writable: () => this.emit('writable'),
