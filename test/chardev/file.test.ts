@@ -67,3 +67,30 @@ describe('logfile option', () => {
     expect(fs.readFileSync(log, 'utf8')).toBe('fresh');
   });
 });
+
+describe('logfile reopen', () => {
+  it('continues in a new file after the old one was moved away (logrotate)', async () => {
+    const dir = tmpdir();
+    const log = path.join(dir, 'c.log');
+    const r = await start('ringbuf', 'rot', { logfile: log });
+    r.write(Buffer.from('old '));
+    fs.renameSync(log, `${log}.1`);
+    r.reopenLogs();
+    r.write(Buffer.from('new'));
+    expect(fs.readFileSync(`${log}.1`, 'utf8')).toBe('old ');
+    expect(fs.readFileSync(log, 'utf8')).toBe('new');
+  });
+
+  it('a file backend also goes on in a new file, losing nothing queued for the old one', async () => {
+    const dir = tmpdir();
+    const out = path.join(dir, 'console.out');
+    const f = await start('file', 'frot', { path: out });
+    f.write(Buffer.from('before rotation\n'));
+    fs.renameSync(out, `${out}.1`);
+    f.reopenLogs();
+    f.write(Buffer.from('after\n'));
+    await f.close();
+    expect(fs.readFileSync(`${out}.1`, 'utf8')).toBe('before rotation\n');
+    expect(fs.readFileSync(out, 'utf8')).toBe('after\n');
+  });
+});
