@@ -22,7 +22,8 @@ export interface StdioStreams {
 let inUse: string | undefined;
 
 export class StdioChardev extends Chardev {
-  #link: StreamLink | undefined;
+  #in: StreamLink | undefined;
+  #out: StreamLink | undefined;
   #saved: libc.Termios | undefined;
   #restoreOnExit = () => this.restoreTerminal();
   #onSignal = (sig: NodeJS.Signals) => {
@@ -49,11 +50,17 @@ export class StdioChardev extends Chardev {
       libc.makeRaw(inputFd, this.config.signal);
       this.#rawFd = inputFd;
     }
-    this.#link = new StreamLink(input, output, {
+    // Two links: the end of stdin (`< /dev/null`) ends input only, as in QEMU; output goes on.
+    this.#in = new StreamLink(input, undefined, {
       data: (chunk) => this.deliver(chunk),
-      writable: () => this.emit('writable'),
-      end: () => this.setConnected(false),
+      writable: () => {},
+      end: (err) => this.log.info({ err: err?.message }, 'stdin ended'),
     }, !this.inputPaused);
+    this.#out = new StreamLink(undefined, output, {
+      data: () => {},
+      writable: () => this.emit('writable'),
+      end: (err) => this.fail(err ?? new Error(`chardev '${this.id}': stdout closed`)),
+    }, false);
     this.setConnected(true);
   }
 
@@ -76,17 +83,18 @@ export class StdioChardev extends Chardev {
   }
 
   protected writeOut(data: Uint8Array): number {
-    return this.#link!.write(data);
+    return this.#out!.write(data);
   }
 
   protected setReading(on: boolean): void {
-    this.#link?.setReading(on);
+    this.#in?.setReading(on);
   }
 
   protected shutdown(): void {
     // Leave the process's own stdin/stdout open; only stop using them.
-    this.#link?.release();
-    this.#link = undefined;
+    this.#in?.release();
+    this.#out?.release();
+    this.#in = this.#out = undefined;
     this.restoreTerminal();
     this.unhook();
     if (inUse === this.id) inUse = undefined;

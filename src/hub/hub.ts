@@ -283,7 +283,9 @@ export class Hub extends EventEmitter {
     const head = this.#queue.head;
     let tail = head;
     let blocked = false;
+    let open = false;
     for (const m of this.#members.values()) {
+      open ||= m.chardev.connected;
       const lag = head - m.pos;
       if (m.settings.policy === 'drop' && lag > m.settings.buffer) {
         m.drops += lag - m.settings.buffer;
@@ -293,7 +295,6 @@ export class Hub extends EventEmitter {
       tail = Math.min(tail, m.pos);
     }
     this.#queue.trim(tail);
-    const open = [...this.#members.values()].some((m) => m.chardev.connected);
     if (open !== this.#open) {
       this.#open = open;
       this.#log.info({ open }, open ? 'host side open' : 'host side closed');

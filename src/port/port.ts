@@ -14,6 +14,8 @@ import { logger, type Logger } from '../log.js';
 import type { Hub, HubStats, WinSize } from '../hub/hub.js';
 
 export interface PortOptions {
+  /** How the port reads in messages ("port 'console'"); default from its name or number. */
+  label?: string;
   /** Console ports only: a member's terminal changed size; the VM layer resizes the console. */
   onResize?: (cols: number, rows: number) => void;
 }
@@ -40,7 +42,7 @@ export class Port {
   readonly #off: (() => void)[] = [];
 
   constructor(readonly device: DevicePort, readonly hub: Hub, private readonly opts: PortOptions = {}) {
-    this.label = `port '${device.name ?? device.nr}'`;
+    this.label = opts.label ?? `port '${device.name ?? device.nr}'`;
     this.#log = logger({ component: 'port', port: device.name ?? device.nr, hub: hub.id });
     hub.bind(this.label, device.console);
 

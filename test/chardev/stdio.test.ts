@@ -74,3 +74,22 @@ describe('stdio chardev', () => {
     expect(libc.isCanonical(libc.tcgetattr(p.master))).toBe(true);
   });
 });
+
+describe('stdio chardev without a terminal', () => {
+  it('keeps writing output after its input ended', async () => {
+    const { PassThrough } = await import('node:stream');
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const cfg = parseChardevOptions('stdio', 'io2', {}) as ConstructorParameters<typeof StdioChardev>[0];
+    const io = new StdioChardev(cfg, { input, output, inputFd: -1 });
+    defer(() => io.close());
+    await io.start();
+    const got = collectInput(io);
+    input.end('last words');
+    await until(() => got.text() === 'last words', 'input before the end');
+    await new Promise((r) => setImmediate(r));
+    expect(io.connected).toBe(true);
+    expect(io.write(Buffer.from('still here'))).toBe(10);
+    expect(output.read()?.toString()).toBe('still here');
+  });
+});
