@@ -104,8 +104,14 @@ export abstract class Chardev extends EventEmitter {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    if (this.common.logfile) this.#record = new ChardevLog(this.common.logfile, this.common.logappend, this.common.timestamp);
-    await this.open();
+    try {
+      if (this.common.logfile) this.#record = new ChardevLog(this.common.logfile, this.common.logappend, this.common.timestamp);
+      await this.open();
+    } catch (err) {
+      // Leave nothing half-open (a log fd, a listening socket) behind a failed start.
+      await this.close().catch(() => {});
+      throw err;
+    }
   }
 
   /**

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createChardev } from '../../src/chardev/registry.js';
 import * as libc from '../../src/sys/libc.js';
 import { collectInput, defer, readAvailable, start, tmpdir, until } from './helpers.js';
 
@@ -41,6 +42,8 @@ describe('pipe chardev', () => {
   it('refuses a path that is not a FIFO', async () => {
     const file = path.join(tmpdir(), 'regular');
     fs.writeFileSync(file, '');
-    await expect(start('pipe', 'p2', { path: file })).rejects.toThrow(`chardev 'p2': path '${file}' is not a FIFO`);
+    const p = createChardev('pipe', 'p2', { path: file, logfile: `${file}.log` });
+    await expect(p.start()).rejects.toThrow(`chardev 'p2': path '${file}' is not a FIFO`);
+    expect(p.closed).toBe(true); // nothing left half-open behind a failed start
   });
 });
