@@ -74,6 +74,11 @@ export abstract class Chardev extends EventEmitter {
     return this.#closed;
   }
 
+  /** The peer terminal's size, for backends that have one (pty); see the 'resize' event. */
+  get windowSize(): { cols: number; rows: number } | undefined {
+    return undefined;
+  }
+
   /** Who uses this chardev ("hub 'hub0'"), if anyone. */
   get owner(): string | undefined {
     return this.#owner;

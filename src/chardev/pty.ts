@@ -35,7 +35,7 @@ export class PtyChardev extends Chardev {
   }
 
   /** The peer's window size, once known (also reported by 'resize'). */
-  get windowSize(): libc.WinSize | undefined {
+  override get windowSize(): libc.WinSize | undefined {
     return this.#size;
   }
 

@@ -162,6 +162,10 @@ export class Hub extends EventEmitter {
     });
     this.applyInputState(m);
     this.#log.info({ member: m.id, ...m.settings }, 'member attached');
+    if (chardev.windowSize) {
+      this.#size = chardev.windowSize;
+      this.emit('resize', this.#size, m.id);
+    }
     this.memberMoved(m);
     return m;
   }

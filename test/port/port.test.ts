@@ -116,6 +116,20 @@ describe('console port on a hub of pty + unix socket + file', () => {
   });
 });
 
+describe('console size from a pty attached later', () => {
+  it('takes the size of a pty whose terminal was already open', async () => {
+    const pty = await start<PtyChardev>('pty', 'pty2');
+    const peer = openPeer(pty.slavePath);
+    libc.setWinSize(peer, { cols: 90, rows: 33 });
+    await until(() => pty.windowSize?.cols === 90, 'pty sees the size');
+    const hub = hubOf('hub-late', []);
+    const sizes: [number, number][] = [];
+    wire(new DevicePortDouble(0, 'console', true), hub, (cols, rows) => sizes.push([cols, rows]));
+    hub.attach(pty);
+    expect(sizes).toEqual([[90, 33]]);
+  });
+});
+
 describe('generic port', () => {
   it('host-open follows the hub', async () => {
     const s = await socketServer('agent');
