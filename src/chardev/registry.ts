@@ -31,7 +31,7 @@ const BACKEND_KEYS: Record<BackendName, string[]> = {
   pipe: ['path'],
   pty: ['path'],
   stdio: ['signal'],
-  socket: ['path', 'host', 'port', 'server', 'wait', 'reconnect', 'nodelay', 'telnet', 'mode'],
+  socket: ['path', 'host', 'port', 'server', 'wait', 'reconnect', 'reconnect-ms', 'nodelay', 'telnet', 'mode'],
   hub: ['max-members'], // plus chardevs.N
 };
 
@@ -117,7 +117,10 @@ function parseSocket(r: OptionReader): Extract<BackendOptions, { backend: 'socke
   }
   const server = r.bool('server', false);
   if (!server && r.opts.wait !== undefined) r.fail(`option 'wait' applies to server=on only`, 'wait', r.opts.wait);
-  if (server && r.opts.reconnect !== undefined) r.fail(`option 'reconnect' applies to client sockets (server=off) only`, 'reconnect', r.opts.reconnect);
+  for (const key of ['reconnect', 'reconnect-ms']) {
+    if (server && r.opts[key] !== undefined) r.fail(`option '${key}' applies to client sockets (server=off) only`, key, r.opts[key]);
+  }
+  if (r.opts.reconnect !== undefined && r.opts['reconnect-ms'] !== undefined) r.fail(`options 'reconnect' and 'reconnect-ms' exclude each other`, 'reconnect-ms', r.opts['reconnect-ms']);
   if (address.type === 'tcp' && r.opts.mode !== undefined) r.fail(`option 'mode' applies to unix sockets only`, 'mode', r.opts.mode);
   const modeStr = r.str('mode');
   if (modeStr !== undefined && !/^0?[0-7]{3}$/.test(modeStr)) r.fail(`option 'mode' must be octal permission bits like 0600, not '${modeStr}'`, 'mode', modeStr);
@@ -126,7 +129,7 @@ function parseSocket(r: OptionReader): Extract<BackendOptions, { backend: 'socke
     address,
     server,
     wait: r.bool('wait', true),
-    reconnectMs: (r.num('reconnect') ?? 0) * 1000,
+    reconnectMs: r.num('reconnect-ms') ?? (r.num('reconnect') ?? 0) * 1000, // QEMU 9.2 added reconnect-ms
     nodelay: r.bool('nodelay', false),
     telnet: r.bool('telnet', false),
     mode: modeStr !== undefined ? parseInt(modeStr, 8) : 0o600,

@@ -27,6 +27,7 @@ describe('parseChardevOptions', () => {
     });
     const tcp = parseChardevOptions('socket', 't0', { port: '4555', reconnect: '2', nodelay: 'on' });
     expect(tcp).toMatchObject({ address: { type: 'tcp', host: 'localhost', port: 4555 }, server: false, reconnectMs: 2000, nodelay: true });
+    expect(parseChardevOptions('socket', 't1', { path: '/s', 'reconnect-ms': '250' })).toMatchObject({ reconnectMs: 250 });
     expect(parseChardevOptions('ringbuf', 'r0', {})).toMatchObject({ size: 65536 });
     expect(parseChardevOptions('ringbuf', 'r1', { size: '1M' })).toMatchObject({ size: 1 << 20 });
     expect(parseChardevOptions('file', 'f0', { path: '/l', append: 'on', 'input-path': '/i' })).toMatchObject({ path: '/l', append: true, inputPath: '/i' });
@@ -49,6 +50,7 @@ describe('parseChardevOptions', () => {
     ['socket', { path: '/s', port: '1' }, `chardev 'x': options 'path' and 'host'/'port' exclude each other`, 'path', '/s'],
     ['socket', { path: '/s', wait: 'off' }, `chardev 'x': option 'wait' applies to server=on only`, 'wait', 'off'],
     ['socket', { path: '/s', server: 'on', reconnect: '1' }, `chardev 'x': option 'reconnect' applies to client sockets (server=off) only`, 'reconnect', '1'],
+    ['socket', { path: '/s', reconnect: '1', 'reconnect-ms': '5' }, `chardev 'x': options 'reconnect' and 'reconnect-ms' exclude each other`, 'reconnect-ms', '5'],
     ['socket', { path: '/s', server: 'on', mode: '777x' }, `chardev 'x': option 'mode' must be octal permission bits like 0600, not '777x'`, 'mode', '777x'],
     ['file', {}, `chardev 'x': option 'path' is required`, 'path', undefined],
     ['file', { path: '' }, `chardev 'x': option 'path' is empty`, 'path', ''],

@@ -117,7 +117,7 @@ describe('socket chardev, tcp', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     defer(() => new Promise((r) => server.close(r)));
     const port = (server.address() as net.AddressInfo).port;
-    const s = await start<SocketChardev>('socket', 'tc', { host: '127.0.0.1', port: String(port), reconnect: '1' });
+    const s = await start<SocketChardev>('socket', 'tc', { host: '127.0.0.1', port: String(port), 'reconnect-ms': '50' });
     await until(() => s.connected && conns.length === 1, 'first connection');
     const input = collectInput(s);
     conns[0]!.write('one');
