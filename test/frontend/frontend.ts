@@ -174,7 +174,13 @@ export class VhostUserFrontend {
           };
         });
       }
-      this.sendRaw(encodeMessage(request, payload, flags), o.fds);
+      if (reply) reply.catch(() => {}); // handled below; a send error must not leave it dangling
+      try {
+        this.sendRaw(encodeMessage(request, payload, flags), o.fds);
+      } catch (e) {
+        if (this.pending?.request === request) this.pending.reject(e as Error);
+        throw new Error(`${reqName(request)}: send failed: ${(e as Error).message}`);
+      }
       if (!reply) return undefined;
       const b = await reply;
       if (o.needReply && !REPLYING.has(request)) {

@@ -2,7 +2,7 @@
 // wait for its socket, read its JSON log lines from stderr, count its fds and memfd mappings
 // from /proc, stop it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -97,6 +97,12 @@ export class Daemon {
 
   /** Open fds of the daemon process. */
   fdCount(): number { return readdirSync(`/proc/${this.pid}/fd`).length; }
+
+  /** What each open fd of the daemon is ('socket:[123]', 'anon_inode:[eventfd]', paths), sorted. */
+  fdTargets(): string[] {
+    const dir = `/proc/${this.pid}/fd`;
+    return readdirSync(dir).map((fd) => { try { return readlinkSync(`${dir}/${fd}`); } catch { return '?'; } }).sort();
+  }
 
   /** Mappings of guest memory (memfd) in the daemon; `name` narrows to one memfd name. */
   memfdMaps(name = 'memfd:'): number {

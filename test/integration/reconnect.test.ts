@@ -13,12 +13,13 @@ const MiB = 1024 * 1024;
 const settled = (p: ConsolePort) => p.id === 0 ? p.console : p.name !== undefined;
 const GUEST_RAM = 'vhc-test-guest-ram';
 
-async function bringUp(v: Vm): Promise<{ d: ConsoleDriver; p: ConsolePort }> {
+/** A guest with port `id` open, its host client connected. */
+async function bringUp(v: Vm, id: number): Promise<{ d: ConsoleDriver; p: ConsolePort }> {
   const d = await v.driver();
   await d.waitPorts(3, settled);
-  const p = d.port(1);
+  const p = d.port(id);
   await p.open();
-  await d.waitFor(() => p.hostOpen, 'port 1 host-open');
+  await d.waitFor(() => p.hostOpen, `port ${id} host-open`);
   return { d, p };
 }
 
@@ -27,11 +28,12 @@ describe('front-end reconnect', () => {
     vm = await Vm.start();
     const daemon = vm.daemon;
     const fdsIdle = daemon.fdCount();
+    const idleTargets = daemon.fdTargets();
     expect(daemon.memfdMaps(GUEST_RAM)).toBe(0);
     const h = await vm.host('c1');
 
     // First front-end: traffic both ways, then it drops dead in the middle.
-    const a = await bringUp(vm);
+    const a = await bringUp(vm, 1);
     expect(daemon.memfdMaps(GUEST_RAM)).toBeGreaterThan(0);
     const big = randomBytes(16 * MiB);
     void a.p.write(big).catch(() => {});
@@ -46,10 +48,8 @@ describe('front-end reconnect', () => {
     // session can be in flight on it).
     h.close();
     const h2 = await vm.host('c2');
-    const b = await bringUp(vm);
-    const p2 = b.d.port(2);
-    await p2.open();
-    await b.d.waitFor(() => p2.hostOpen, 'port 2 host-open');
+    const b = await bringUp(vm, 2);
+    const p2 = b.p;
     const out = randomBytes(MiB);
     const inb = randomBytes(MiB);
     const [, gotOut, , gotIn] = await Promise.all([p2.write(out), h2.read(out.length), h2.write(inb), p2.read(inb.length)]);
@@ -61,7 +61,14 @@ describe('front-end reconnect', () => {
     h2.close();
     await until(() => daemon.memfdMaps(GUEST_RAM) === 0, 'the daemon to unmap the second guest memory', 10_000);
     await until(() => daemon.fdCount() === fdsIdle, `daemon fds back to the idle count ${fdsIdle}`, 10_000)
-      .catch((e) => { throw new Error(`${(e as Error).message}; now ${daemon.fdCount()}`); });
+      .catch((e) => { throw new Error(`${(e as Error).message}; now ${daemon.fdCount()}: ${JSON.stringify(kinds(daemon.fdTargets()))} vs idle ${JSON.stringify(kinds(idleTargets))}`); });
     expect(daemon.alive).toBe(true);
   }, 60_000);
 });
+
+/** fd kinds and how many of each ('socket', 'anon_inode:[eventfd]', a path). */
+function kinds(targets: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const t of targets) { const k = t.replace(/:\[\d+\]$/, ''); out[k] = (out[k] ?? 0) + 1; }
+  return out;
+}
