@@ -396,7 +396,7 @@ export class ConsoleDriver extends EventEmitter {
       const q = this.queue(2);
       do {
         let u;
-        while ((u = q.getUsed())) {
+        while (this.fe.connected && (u = q.getUsed())) {
           const t = u.token as RxToken;
           const raw = Buffer.from(this.fe.mem.bytes.subarray(t.off, t.off + Math.min(u.len, t.size)));
           q.add([{ offset: t.off, len: 4096, writable: true }], t);

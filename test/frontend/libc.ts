@@ -9,7 +9,6 @@ const c = {
   memfd_create: lib.func('int memfd_create(const char *name, unsigned int flags)'),
   ftruncate: lib.func('int ftruncate(int fd, int64_t length)'),
   mmap: lib.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)'),
-  munmap: lib.func('int munmap(void *addr, size_t length)'),
   eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
   read: lib.func('intptr_t read(int fd, _Out_ void *buf, size_t count)'),
   write: lib.func('intptr_t write(int fd, const void *buf, size_t count)'),
@@ -72,8 +71,14 @@ export function mmapShared(fd: number, length: number, offset = 0): bigint {
   return p;
 }
 
-export function munmap(addr: bigint, length: number): void {
-  check('munmap', c.munmap(addr, length));
+/**
+ * Replaces the pages at [addr, addr+length) with fresh anonymous zero pages (MAP_FIXED): the
+ * old mapping (and its hold on a memfd) goes away, but the addresses stay valid.
+ */
+export function remapAnonymous(addr: bigint, length: number): void {
+  const MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
+  const p = c.mmap(addr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) as bigint;
+  if (p !== addr) throw new SysError('mmap(MAP_FIXED)', errno());
 }
 
 export function eventfd(flags = EFD_NONBLOCK | EFD_CLOEXEC): number {

@@ -5,7 +5,7 @@
 //    userBase + offset. userBase is deliberately NOT where we mapped it, and differs from
 //    guestBase, so a daemon that mixes up the two translations fails loudly.
 import koffi from 'koffi';
-import { close, ftruncate, memfdCreate, mmapShared, munmap } from './libc.js';
+import { close, ftruncate, memfdCreate, mmapShared, remapAnonymous } from './libc.js';
 
 export interface GuestMemoryOptions {
   /** Bytes of guest RAM (default 128 MiB; untouched pages cost nothing). */
@@ -73,10 +73,16 @@ export class GuestMemory {
     return { guestPhysAddr: this.guestBase, memorySize: BigInt(this.size), userspaceAddr: this.userBase, mmapOffset: 0n };
   }
 
+  /**
+   * Gives the memfd back. The views handed out over this memory are plain ArrayBuffers that
+   * cannot be revoked, and a late callback touching one after munmap() would kill the whole
+   * test process with SIGSEGV; so the range is re-mapped to anonymous zero pages instead
+   * (address space only: 64-bit has plenty) and stays readable until the process exits.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    munmap(this.addr, this.size);
+    remapAnonymous(this.addr, this.size);
     close(this.fd);
   }
 }
