@@ -18,7 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, type TestContext } from 'vitest';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const CLI = join(ROOT, 'dist/cli.js');
+/** The daemon under test: dist/cli.js, or VHC_E2E_CLI (e.g. a copy of dist/ + build/ kept still while others rebuild). */
+export const CLI = process.env.VHC_E2E_CLI ?? join(ROOT, 'dist/cli.js');
 const CACHE = join(ROOT, '.e2e-cache');
 
 // ---- the provisioned rig ----------------------------------------------------------------------
