@@ -76,7 +76,7 @@ export class TestLog {
     this.path = join(CACHE, 'logs', `${name.replace(/[^\w.-]+/g, '_').slice(0, 100)}.log`);
     rmSync(this.path, { force: true });
   }
-  /** One line per call, tagged with where it came from and the ms since the test started. */
+  /** Lines tagged with where they came from and the seconds since the test started. */
   write(source: string, text: string): void {
     const t = ((Date.now() - this.t0) / 1000).toFixed(3).padStart(8);
     appendFileSync(this.path, text.split('\n').map((l) => `${t} [${source}] ${l}\n`).join(''));
@@ -99,10 +99,10 @@ export async function until<T>(what: string, timeoutMs: number, probe: () => T |
   }
 }
 
-/** Resolves with the first line matching `re` pushed to `lines` (past or future), or fails. */
+/** A growing list of lines that can be waited on: the first (past or future) line matching a pattern. */
 class LineWaiter {
   readonly lines: string[] = [];
-  private waiters: { re: RegExp; from: number; resolve: (l: string) => void }[] = [];
+  private waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
   push(line: string): void {
     this.lines.push(line);
     this.waiters = this.waiters.filter((w) => {
@@ -117,8 +117,7 @@ class LineWaiter {
     if (seen !== undefined) return Promise.resolve(seen);
     return new Promise((resolveLine, reject) => {
       const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${re})`)), timeoutMs);
-      const w = { re, from, resolve: (l: string) => { clearTimeout(timer); resolveLine(l); } };
-      this.waiters.push(w);
+      this.waiters.push({ re, resolve: (l: string) => { clearTimeout(timer); resolveLine(l); } });
       void gone?.then(() => { clearTimeout(timer); reject(new Error(`process ended while waiting for ${what}`)); });
     });
   }
