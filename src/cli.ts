@@ -40,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
 
   let daemon: Daemon;
   try {
-    daemon = await Daemon.start(parsed.config);
+    daemon = await Daemon.start(parsed.config, (code) => process.exit(code));
   } catch (err) {
     if (err instanceof ConfigError) {
       // Found before anything was opened (e.g. two users of one socket path).
@@ -52,7 +52,6 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`vhost-console: ${message}\n`);
     return 1;
   }
-  daemon.handleSignals((code) => process.exit(code));
 
   const lines: string[] = [];
   if (parsed.usedDefault) lines.push('vhost-console: no configuration given; running the built-in default (see --help)');

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { parseBool } from './config/keyval.js';
 import type { ChardevConfig, Config, ControlConfig, PortConfig, VmConfig } from './config/schema.js';
 import { packageVersion } from './config/load.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, StateError } from './errors.js';
 import { ControlServer } from './control/server.js';
 import { QmpError, type ChardevInfo, type ControlTarget, type HubChange, type PortInfo } from './control/target.js';
 import { logger, setLogLevel } from './log.js';
@@ -21,12 +21,24 @@ export class Daemon implements ControlTarget {
 
   private constructor(readonly config: Config) {}
 
-  static async start(config: Config): Promise<Daemon> {
+  /**
+   * Open every VM, then the control server. With `exit`, signals are handled from the first
+   * moment (see handleSignals): a SIGTERM while a `wait=on` chardev holds start-up still
+   * shuts down cleanly.
+   */
+  static async start(config: Config, exit?: (code: number) => void): Promise<Daemon> {
     checkPaths(config.vms, config.control);
     setLogLevel(config.logLevel);
     const d = new Daemon(config);
+    if (exit) d.handleSignals(exit);
     try {
-      for (const vc of config.vms) d.#vms.set(vc.id, d.watch(await Vm.start(vc)));
+      for (const vc of config.vms) {
+        // Registered before it opens, so that stop() closes a VM that is still starting.
+        const vm = d.watch(Vm.create(vc));
+        d.#vms.set(vc.id, vm);
+        await vm.open();
+      }
+      if (d.#stopping) throw new StateError('stopped while starting');
       if (config.control) {
         d.#control = new ControlServer({
           path: config.control.path,
@@ -68,10 +80,11 @@ export class Daemon implements ControlTarget {
   /** Close the control server and every VM (sockets removed, terminals restored, logs flushed). */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      for (const [sig, fn] of this.#signalHandlers.splice(0)) process.off(sig, fn);
       await this.#control?.close();
       await Promise.allSettled([...this.#vms.values()].map((vm) => vm.close()));
       this.#vms.clear();
+      // Only now: a second SIGTERM during shutdown must not kill the process half-way.
+      for (const [sig, fn] of this.#signalHandlers.splice(0)) process.off(sig, fn);
     })();
     return this.#stopping;
   }

@@ -39,6 +39,7 @@ export class Vm extends EventEmitter {
   /** Hubs by id: the configured ones and those hub-attach created for a port. */
   readonly #hubs = new Map<string, Hub>();
   readonly #ports = new Map<string, PortEntry>();
+  #closed = false;
 
   private constructor(config: VmConfig) {
     super();
@@ -65,18 +66,32 @@ export class Vm extends EventEmitter {
    * everything opened so far is closed again.
    */
   static async start(config: VmConfig): Promise<Vm> {
-    const vm = new Vm(config);
+    const vm = Vm.create(config);
+    await vm.open();
+    return vm;
+  }
+
+  /** A VM that has opened nothing yet: open() it. Separate so that close() can interrupt open(). */
+  static create(config: VmConfig): Vm {
+    return new Vm(config);
+  }
+
+  async open(): Promise<void> {
+    const config = this.#config;
     try {
-      for (const c of config.chardevs) if (c.backend !== 'hub') await vm.openChardev(c);
-      for (const c of config.chardevs) if (c.backend === 'hub') vm.buildHub(c);
-      for (const p of config.devices) vm.plugPort(p);
-      vm.device.listen();
+      for (const c of config.chardevs) {
+        if (c.backend !== 'hub') await this.openChardev(c);
+        // A `wait=on` server may hold start-up for long; a signal may close us meanwhile.
+        if (this.#closed) throw new StateError(`VM '${this.id}' was closed while starting`);
+      }
+      for (const c of config.chardevs) if (c.backend === 'hub') this.buildHub(c);
+      for (const p of config.devices) this.plugPort(p);
+      this.device.listen();
     } catch (err) {
-      await vm.close();
+      await this.close();
       throw err;
     }
-    vm.#log.info({ socket: config.socket, ports: config.devices.length }, 'listening for the front-end');
-    return vm;
+    this.#log.info({ socket: config.socket, ports: config.devices.length }, 'listening for the front-end');
   }
 
   get config(): VmConfig {
@@ -99,6 +114,7 @@ export class Vm extends EventEmitter {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     for (const e of this.#ports.values()) e.port.close();
     this.#ports.clear();
     this.device.close();
@@ -217,8 +233,14 @@ export class Vm extends EventEmitter {
 
   private async openChardev(cfg: ChardevConfig): Promise<Chardev> {
     const c = chardevFromConfig(parseChardevOptions(cfg.backend, cfg.id, cfg.options));
-    await c.start();
+    // Known before it is started, so that close() also ends a start that waits (wait=on).
     this.#chardevs.set(cfg.id, c);
+    try {
+      await c.start();
+    } catch (err) {
+      this.#chardevs.delete(cfg.id);
+      throw err;
+    }
     return c;
   }
 
