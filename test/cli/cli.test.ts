@@ -75,6 +75,23 @@ describe('invalid input exits 2 before anything starts', () => {
   });
 });
 
+describe('a start-up failure', () => {
+  it('exits 1 naming the chardev, and closes what was already opened', () => {
+    const d = dir();
+    const r = runCli([
+      '--socket', `${d}/vm.sock`, '--control', `${d}/ctl.sock`,
+      '--chardev', `pty,id=pty0,path=${d}/con.pty`,
+      '--chardev', `socket,id=s0,path=${d}/no/such/dir/s.sock,server=on,wait=off`,
+      '--chardev', 'hub,id=hub0,chardevs.0=pty0,chardevs.1=s0',
+      '--device', 'virtconsole,chardev=hub0',
+    ], d);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/chardev 's0'/);
+    expect(r.stderr).toContain(`${d}/no/such/dir/s.sock`);
+    expect(fs.readdirSync(d)).toEqual([]); // the pty link is gone, no socket was made
+  });
+});
+
 describe('--print-qemu-args', () => {
   it('num_vqs = 2*(max_ports+1) and config_size=12, with the absolute socket path', () => {
     const d = dir();

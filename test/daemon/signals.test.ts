@@ -3,7 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Rig, present, settled, until } from './util.js';
+import { tmpDir } from '../helpers/daemon.js';
+import { Rig, present, settled, spawnCli, until } from './util.js';
 
 const NUM_QUEUES = 2 * (2 + 1);
 let rig: Rig | undefined;
@@ -46,6 +47,30 @@ describe('shutdown', () => {
       expect(present(['con.log', 'out.log', 'hub.log'].map((f) => r.path(f)))).toHaveLength(3);
     });
   }
+});
+
+describe('shutdown while starting', () => {
+  it('SIGTERM while a wait=on chardev holds start-up: exit 0, what was opened is removed', async () => {
+    const { path: dir, remove } = tmpDir('vhc-daemon-');
+    const p = spawnCli([
+      '--socket', `${dir}/vm.sock`, '--control', `${dir}/ctl.sock`,
+      '--chardev', `pty,id=pty0,path=${dir}/con.pty`,
+      '--chardev', `socket,id=con,path=${dir}/con.sock,server=on,wait=on`,
+      '--chardev', 'hub,id=hub0,chardevs.0=pty0,chardevs.1=con',
+      '--device', 'virtconsole,chardev=hub0',
+    ], dir);
+    try {
+      await until(() => present([`${dir}/con.sock`, `${dir}/con.pty`]).length === 2 || p.child.exitCode !== null, 'the daemon to wait for its first client');
+      expect(p.child.exitCode, p.stderr).toBe(null);
+      expect(present([`${dir}/vm.sock`, `${dir}/ctl.sock`])).toEqual([]); // still waiting: nothing after the chardev
+      p.child.kill('SIGTERM');
+      expect(await p.exited).toEqual({ code: 0, signal: null });
+      expect(fs.readdirSync(dir)).toEqual([]);
+    } finally {
+      await p.kill();
+      remove();
+    }
+  });
 });
 
 describe('SIGHUP', () => {
