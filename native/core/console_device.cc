@@ -19,6 +19,12 @@ constexpr size_t kControlHeader = 8;  // le32 id, le16 event, le16 value
 
 // Chains taken per service call before yielding to the event loop.
 constexpr unsigned kBatchChains(uint32_t queueSize) { return 2 * queueSize; }
+// Guest output gathered per service call before it is handed over (bounds the memory one
+// wake-up can pin), and the most one buffer chain may carry: Linux writes at most 32 KiB per
+// port buffer and a page per console buffer, so a chain far beyond that is a hostile guest
+// pointing many descriptors at the same memory.
+constexpr uint64_t kBatchBytes = 4u << 20;
+constexpr uint64_t kMaxChainBytes = 4u << 20;
 
 void putLe16(uint8_t* p, uint16_t v) { p[0] = static_cast<uint8_t>(v); p[1] = static_cast<uint8_t>(v >> 8); }
 void putLe32(uint8_t* p, uint32_t v) {
@@ -241,16 +247,24 @@ void ConsoleDevice::drainOutput(unsigned index, Port* port) {
   if (port && port->paused && !port->console) return;
   Virtqueue* q = t_->queue(index);
   unsigned budget = kBatchChains(q->size());
+  uint64_t bytes = 0;
   int r = 0;
   for (;;) {
     while (budget > 0 && (r = q->pop(chain_)) == 1) {
       --budget;
+      uint64_t chainBytes = 0;
+      for (const Segment& s : chain_.segs) chainBytes += s.writable ? 0 : s.len;
+      if (chainBytes > kMaxChainBytes)
+        return t_->fail(strfmt("queue %u: chain %u carries %llu bytes, more than the %llu a console buffer may",
+                               index, chain_.head, (unsigned long long)chainBytes, (unsigned long long)kMaxChainBytes));
       for (const Segment& s : chain_.segs) {
         if (s.writable || !port) continue;  // data for a port that is gone is dropped
         port->stats.fromGuest += s.len;
         events_.data(port->nr, s.ptr, s.len);
       }
       q->push(chain_.head, 0);
+      bytes += chainBytes;
+      if (bytes >= kBatchBytes) budget = 0;
     }
     if (r < 0) return;
     q->flush();
