@@ -1,25 +1,10 @@
 import { existsSync } from 'node:fs';
 import { defineConfig } from 'vitest/config';
+import './test/support/node20.js';
 
 // The e2e suite (real QEMU + Linux guest) joins `npm test` when its rig has been provisioned
 // (`npm run e2e:provision`, done by .ci/run); without the rig `npm test` runs the unit and
 // integration tests only.
-// vitest 5 targets Node >= 22; on Node 20 its reporter calls Map.groupBy (Node 21+) when a test
-// fails. This file runs in vitest's main process, so the polyfill here reaches the reporter.
-if (typeof (Map as { groupBy?: unknown }).groupBy !== 'function') {
-  (Map as unknown as { groupBy: unknown }).groupBy = <K, V>(items: Iterable<V>, key: (v: V, i: number) => K) => {
-    const out = new Map<K, V[]>();
-    let i = 0;
-    for (const v of items) {
-      const k = key(v, i++);
-      const list = out.get(k);
-      if (list) list.push(v);
-      else out.set(k, [v]);
-    }
-    return out;
-  };
-}
-
 const rigReady = existsSync(new URL('./.e2e-cache/rig.env', import.meta.url));
 
 export default defineConfig({
