@@ -13,12 +13,6 @@ import { createConsoleDevice } from '../../src/device/device.js';
 import type { ConsoleDevice, DeviceOptions, DevicePort } from '../../src/device/types.js';
 import { ConsoleDriver, type ConsoleDriverOptions } from '../frontend/index.js';
 
-// test/frontend currently crashes its process (SIGSEGV in Atomics.load on a guest-memory view)
-// when a ConsoleDriver starts after another one was closed in the same process, whether the
-// device runs in-process or not. Until that is fixed these tests run on request only
-// (VHC_FRONTEND_RESTART=1); each also passes on its own (`-t '<name>'`).
-const run = process.env.VHC_FRONTEND_RESTART === '1';
-
 let dir: string;
 const cleanups: (() => Promise<void> | void)[] = [];
 
@@ -45,7 +39,7 @@ async function driver(d: ConsoleDevice, extra: Partial<ConsoleDriverOptions> = {
   return drv;
 }
 
-/** Closes a driver once (the front-end's close is not safe to repeat in one process). */
+/** Closes a driver once (the disconnect test closes one itself). */
 async function closeDriver(drv: ConsoleDriver): Promise<void> {
   if (closed.has(drv)) return;
   closed.add(drv);
@@ -96,7 +90,7 @@ function setup3(d: ConsoleDevice) {
   return { con, a, b };
 }
 
-describe.runIf(run)('console device with a multiport driver', () => {
+describe('console device with a multiport driver', () => {
   it('announces its ports with names, console flag and host-open state', async () => {
     const d = device();
     const { con, a, b } = setup3(d);
@@ -233,7 +227,7 @@ describe.runIf(run)('console device with a multiport driver', () => {
   });
 });
 
-describe.runIf(run)('console device with a single-port driver', () => {
+describe('console device with a single-port driver', () => {
   it('serves port 0 as the console and notifies size changes through config', async () => {
     const d = device({ multiport: false, maxPorts: 1 });
     const con = d.addPort({ nr: 0, console: true });
