@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const CLI = join(ROOT, 'dist', 'cli.js');
+/** The daemon's entry point; VHC_CLI points the tests at another build (e.g. a snapshot). */
+export const CLI = process.env.VHC_CLI ?? join(ROOT, 'dist', 'cli.js');
 
 export interface LogLine { level?: number; msg?: string; [k: string]: unknown }
 
