@@ -480,7 +480,11 @@ export class ConsoleDriver extends EventEmitter {
         if (pred()) { cleanup(); resolve(); }
         else if (!this.fe.connected) { cleanup(); reject(new Error(`connection closed while waiting for ${what}`)); }
       };
-      const timer = setTimeout(() => { cleanup(); reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)); }, timeoutMs);
+      const timer = setTimeout(() => {
+        cleanup();
+        const seen = this.problems();
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}${seen.length ? `; problems seen: ${seen.join('; ')}` : ''}`));
+      }, timeoutMs);
       const cleanup = () => { clearTimeout(timer); this.off('change', check); };
       this.on('change', check);
     });

@@ -8,7 +8,7 @@ import koffi from 'koffi';
 import { close, ftruncate, memfdCreate, mmapShared, remapAnonymous } from './libc.js';
 
 export interface GuestMemoryOptions {
-  /** Bytes of guest RAM (default 128 MiB; untouched pages cost nothing). */
+  /** Bytes of guest RAM (default 256 MiB; untouched pages cost nothing). */
   size?: number;
   /** GPA of offset 0 (default 0, like a VM's RAM at 0). */
   guestBase?: bigint;
@@ -35,7 +35,7 @@ export class GuestMemory {
   private closed = false;
 
   constructor(opts: GuestMemoryOptions = {}) {
-    this.size = opts.size ?? 128 * 1024 * 1024;
+    this.size = opts.size ?? 256 * 1024 * 1024;
     this.guestBase = opts.guestBase ?? 0n;
     this.userBase = opts.userBase ?? 0x7f0000000000n;
     this.fd = memfdCreate('vhc-test-guest-ram');
