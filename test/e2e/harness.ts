@@ -38,11 +38,12 @@ export interface Rig {
 const GUEST_INIT = join(ROOT, 'test/e2e/rig/guest-init');
 
 /**
- * The rig written by test/e2e/rig/provision.sh, or undefined if it has not been provisioned.
+ * The rig written by test/e2e/rig/provision.sh (.e2e-cache/rig.env, or the rig.env named by
+ * VHC_E2E_RIG, e.g. one provisioned with QEMU_FROM=trixie), or undefined if there is none.
  * If guest-init changed since the initramfs was built, provision.sh runs again first (it then
  * only repacks the initramfs, in about a second, without the network).
  */
-export function loadRig(envFile = join(CACHE, 'rig.env')): Rig | undefined {
+export function loadRig(envFile = process.env.VHC_E2E_RIG ?? join(CACHE, 'rig.env')): Rig | undefined {
   if (!existsSync(envFile)) return undefined;
   const initHash = md5(readFileSync(GUEST_INIT)).slice(0, 12);
   if (!readFileSync(envFile, 'utf8').includes(`INIT_HASH_BUILT=${initHash}\n`)) {

@@ -41,7 +41,7 @@ fi
 
 # --- host tools ---------------------------------------------------------------------------------
 need=()
-for p in dpkg-dev libglib2.0-dev pkg-config cpio ninja-build python3 python3-venv gcc make zstd xz-utils gzip; do
+for p in dpkg-dev libglib2.0-dev pkg-config cpio ninja-build python3 python3-venv gcc libc6-dev make zstd xz-utils gzip; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
