@@ -187,6 +187,7 @@ export class ConsoleDriver extends EventEmitter {
     };
     this.fe = VhostUserFrontend.connect({ ...opts, numQueues });
     void this.fe.closed.then(() => this.emit('change'));
+    this.fe.onBackendMessage(() => this.emit('change'));
   }
 
   /**
