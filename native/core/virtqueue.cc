@@ -172,9 +172,12 @@ int Virtqueue::pop(Chain& out) {
     if (d.flags & kDescIndirect) {
       if (indirect) return fault(strfmt("chain %u: nested indirect descriptor", head));
       if (d.flags & kDescNext) return fault(strfmt("chain %u: indirect descriptor with NEXT set", head));
-      if (d.len == 0 || d.len % 16 != 0 || d.len / 16 > kMaxIndirect)
-        return fault(strfmt("chain %u: indirect table length %u is not a multiple of 16 in 16..%u",
-                            head, d.len, kMaxIndirect * 16));
+      if (d.len == 0 || d.len % 16 != 0)
+        return fault(strfmt("chain %u: indirect table length %u is not a non-zero multiple of 16", head, d.len));
+      // A chain may not be longer than the queue (virtio 2.7.5.3.1), indirect entries included.
+      if (d.len / 16 > num_ - (count - 1))
+        return fault(strfmt("chain %u: indirect table of %u entries makes the chain longer than the queue size %u",
+                            head, d.len / 16, num_));
       const uint8_t* t = mem_.fromGuest(d.addr, d.len);
       if (!t)
         return fault(strfmt("chain %u: indirect table 0x%llx+%u is outside guest memory", head,

@@ -1,7 +1,7 @@
 // One split virtqueue (virtio 1.x, 2.7), as the device sees it. Everything read from the ring
 // is guest-controlled: indices are bounded, chains are bounded by the table they walk (a longer
-// chain can only be a loop), indirect tables are validated, and every buffer must lie in guest
-// memory. A violation makes the queue "broken": it reports once through onFault and refuses
+// chain can only be a loop) and by the queue size (indirect entries included), indirect tables
+// are validated, and every buffer must lie in guest memory. A violation makes the queue "broken": it reports once through onFault and refuses
 // all further work, so the connection can be ended cleanly instead of the process crashing.
 #pragma once
 
@@ -29,7 +29,6 @@ struct Chain {
 class Virtqueue {
  public:
   static constexpr uint32_t kMaxSize = 32768;
-  static constexpr uint32_t kMaxIndirect = 4096;  // entries of one indirect table
 
   Virtqueue(unsigned index, const GuestMemory& mem, std::function<void(const std::string&)> onFault);
   Virtqueue(const Virtqueue&) = delete;
