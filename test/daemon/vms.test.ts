@@ -79,6 +79,47 @@ describe('several VMs in one daemon', () => {
     expect(again.d.problems()).toEqual([]);
   });
 
+  it("a backend error and a broken ring on one VM leave the other's data flowing", async () => {
+    const r = await start();
+    const q = await r.qmp();
+    const a = await openPort(r, 'a');
+    const b = await openPort(r, 'b');
+    // a's port 1 gets a second member: a client socket to a server of ours that closes the
+    // connection as soon as it is made, so the daemon's writes to it fail (EPIPE/ECONNRESET).
+    const server = net.createServer((s) => s.destroy());
+    await new Promise<void>((resolve) => server.listen(r.path('ext.sock'), resolve));
+    try {
+      await q.execute('chardev-add', { vm: 'a', id: 'ext', backend: { type: 'socket', data: { addr: { type: 'unix', data: { path: r.path('ext.sock') } }, server: false } } });
+      await q.execute('hub-attach', { vm: 'a', port: 'org.example.p1', chardev: 'ext' });
+      const outA = randomBytes(2 * 1024 * 1024);
+      const out = randomBytes(2 * 1024 * 1024);
+      const [, gotA, , gotB] = await Promise.all([a.p.write(outA), a.h.read(outA.length), b.p.write(out), b.h.read(out.length)]);
+      // The failing member neither stalls nor corrupts a's other member, nor touches b.
+      expect(gotA.equals(outA)).toBe(true);
+      expect(gotB.equals(out)).toBe(true);
+      const members = ((await q.execute('query-ports', { vm: 'a' })) as { id: string; members: { chardev: string; open: boolean }[] }[])[1]!.members;
+      expect(members.find((m) => m.chardev === 'ext')!.open).toBe(false);
+    } finally {
+      server.close();
+    }
+
+    // Now a's guest publishes a descriptor outside its memory on port 1's tx queue.
+    const mark = q.events.length;
+    const qa = a.d.fe.queues[a.p.txQueue]!;
+    qa.writeDesc(0, a.d.fe.mem.gpa(a.d.fe.mem.size) + 0x10000n, 64, 0, 0);
+    qa.publish(0);
+    a.d.fe.forceKick(a.p.txQueue);
+    await r.daemon.waitForLog(/outside|not in|unmapped/i, { minLevel: 40 });
+    const out2 = randomBytes(1024 * 1024);
+    const [, got2] = await Promise.all([b.p.write(out2), b.h.read(out2.length)]);
+    expect(got2.equals(out2)).toBe(true);
+    await b.h.write(Buffer.from('still here'));
+    expect((await b.p.read(10)).toString()).toBe('still here');
+    expect(b.d.problems()).toEqual([]);
+    expect(q.events.slice(mark).filter((e) => e.event === 'FRONTEND_DISCONNECTED' && e.data.vm === 'b')).toEqual([]);
+    expect(r.daemon.alive).toBe(true);
+  });
+
   it('control commands address one VM: vm is required to create, ids are found in their VM', async () => {
     const r = await start();
     const q = await r.qmp();
