@@ -3,7 +3,9 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { tmpDir } from '../helpers/daemon.js';
+import { spawn } from 'node:child_process';
+import * as libc from '../../src/sys/libc.js';
+import { CLI, tmpDir } from '../helpers/daemon.js';
 import { Rig, present, settled, spawnCli, until } from './util.js';
 
 const NUM_QUEUES = 2 * (2 + 1);
@@ -45,6 +47,36 @@ describe('shutdown', () => {
       expect(present(files)).toEqual([]);
       // Logs are kept.
       expect(present(['con.log', 'out.log', 'hub.log'].map((f) => r.path(f)))).toHaveLength(3);
+    });
+  }
+});
+
+describe('terminal', () => {
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    it(`${sig} restores the terminal a stdio chardev made raw`, async () => {
+      const { path: dir, remove } = tmpDir('vhc-daemon-');
+      const term = libc.openpty();
+      const child = spawn(process.execPath, [CLI, '--socket', `${dir}/vm.sock`, '--chardev', 'stdio,id=io', '--device', 'virtconsole,chardev=io'], {
+        cwd: dir, stdio: [term.slave, term.slave, 'pipe'],
+      });
+      let stderr = '';
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+      const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+      try {
+        expect(libc.isCanonical(libc.tcgetattr(term.master))).toBe(true);
+        await until(() => fs.existsSync(`${dir}/vm.sock`) || child.exitCode !== null, 'the daemon to listen');
+        expect(child.exitCode, stderr).toBe(null);
+        expect(libc.isCanonical(libc.tcgetattr(term.master))).toBe(false); // raw while it runs
+        child.kill(sig);
+        expect(await exited).toEqual({ code: 0, signal: null });
+        expect(libc.isCanonical(libc.tcgetattr(term.master))).toBe(true);
+        expect(fs.existsSync(`${dir}/vm.sock`)).toBe(false);
+      } finally {
+        if (child.exitCode === null) child.kill('SIGKILL');
+        libc.close(term.master);
+        libc.close(term.slave);
+        remove();
+      }
     });
   }
 });
