@@ -46,6 +46,14 @@ bool intOption(Napi::Object o, const char* key, double lo, double hi, uint32_t& 
   return true;
 }
 
+// A Buffer that owns the bytes gathered from guest memory (no second copy).
+Napi::Value adoptBytes(Napi::Env env, std::vector<uint8_t>&& bytes) {
+  if (bytes.empty()) return Napi::Buffer<uint8_t>::New(env, 0);
+  auto* owned = new std::vector<uint8_t>(std::move(bytes));
+  return Napi::Buffer<uint8_t>::New(env, owned->data(), owned->size(),
+                                    [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, owned);
+}
+
 }  // namespace
 
 Napi::Function DeviceWrap::Define(Napi::Env env) {
@@ -165,7 +173,7 @@ void DeviceWrap::deliver() {
       case Kind::Data:
         str("data");
         num(e.nr);
-        args.push_back(Napi::Buffer<uint8_t>::Copy(env, e.bytes.data(), e.bytes.size()));
+        args.push_back(adoptBytes(env, std::move(e.bytes)));
         break;
       case Kind::Writable: str("writable"); num(e.nr); break;
     }
