@@ -18,6 +18,7 @@ export class Daemon implements ControlTarget {
   #control: ControlServer | undefined;
   #stopping: Promise<void> | undefined;
   readonly #signalHandlers: [NodeJS.Signals, () => void][] = [];
+  #exit: ((code: number) => void) | undefined;
 
   private constructor(readonly config: Config) {}
 
@@ -61,6 +62,7 @@ export class Daemon implements ControlTarget {
 
   /** SIGTERM/SIGINT: clean shutdown; SIGHUP: reopen log files. `exit` ends the process after shutdown. */
   handleSignals(exit: (code: number) => void): void {
+    this.#exit = exit;
     const on = (sig: NodeJS.Signals, fn: () => void) => {
       process.on(sig, fn);
       this.#signalHandlers.push([sig, fn]);
@@ -167,7 +169,8 @@ export class Daemon implements ControlTarget {
 
   quit(): void {
     this.#log.info('quit requested over the control API');
-    void this.stop().then(() => process.exit(0));
+    // Ends the process the way a signal does when the CLI runs us; an embedder's daemon just stops.
+    void this.stop().then(() => this.#exit?.(0));
   }
 }
 
