@@ -62,7 +62,7 @@ export class PtyPeer {
     this.chunks = [all.subarray(n)];
     return all.subarray(0, n);
   }
-  write(data: string | Uint8Array): void { fs.writeSync(this.fd, data); }
+  write(data: string | Uint8Array): void { fs.writeSync(this.fd, typeof data === 'string' ? Buffer.from(data) : data); }
   close(): void { fs.closeSync(this.fd); }
 }
 
