@@ -25,6 +25,9 @@
 # and a changed guest-init only rebuilds the initramfs. Delete CACHE_DIR to start over.
 set -euo pipefail
 shopt -s inherit_errexit
+# One compound command: bash parses it whole before running, so editing this file while it runs
+# (a long build) cannot make the running copy read half-changed lines.
+{
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=$(mkdir -p "${1:-.e2e-cache}" && cd "${1:-.e2e-cache}" && pwd)
 cd "$CACHE"
@@ -209,3 +212,5 @@ EOF
 mv rig.env.tmp rig.env
 log "done in $(( $(date +%s) - START ))s: QEMU $QEMU_VERSION ($DEVICE), kernel $IMG $KERNEL_VERSION"
 echo "rig ready: $CACHE/rig.env"
+exit 0
+}
