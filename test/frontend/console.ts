@@ -207,8 +207,33 @@ export class ConsoleDriver extends EventEmitter {
   }
 
   private async probe(): Promise<void> {
+    this.init = await this.fe.init();
+    await this.boot();
+  }
+
+  /**
+   * Guest reboot on the same connection (QEMU: vhost_dev_stop, then the guest's driver
+   * probes again and vhost_dev_start runs with fresh rings). Returns the GET_VRING_BASE
+   * values of the stop. Call it while nothing is in flight.
+   */
+  async reboot(): Promise<number[]> {
+    const bases = await this.fe.stop();
+    this.generation++;
+    for (const p of this.ports.values()) { p.guestOpen = false; p.hostOpen = false; }
+    this.ports.clear();
+    this.pools.clear();
+    this.txWired.clear();
+    this.controlWork = Promise.resolve();
+    this.controlTx = Promise.resolve();
+    await this.boot();
+    return bases;
+  }
+
+  /** Bumped by reboot(): a spin on a ring of the previous boot gives up. */
+  private generation = 0;
+
+  private async boot(): Promise<void> {
     const fe = this.fe;
-    this.init = await fe.init();
     const dev = this.init.features;
     if (!has(dev, F.VERSION_1)) throw new Error(`device does not offer VERSION_1 (features 0x${dev.toString(16)})`);
     this.multiport = this.opts.multiport && has(dev, F.CONSOLE_MULTIPORT);
@@ -364,11 +389,13 @@ export class ConsoleDriver extends EventEmitter {
 
   /** @internal Console/control tx: post one buffer and spin on the used ring until it is back. */
   async sendAndSpin(qi: number, data: Uint8Array): Promise<void> {
+    const gen = this.generation;
     const { used } = await this.postTx(qi, data);
     let back = false;
     void used.then(() => { back = true; });
     while (!back) {
       if (!this.fe.connected) throw new Error(`queue ${qi}: connection closed while the guest spun on its tx buffer`);
+      if (gen !== this.generation) throw new Error(`queue ${qi}: the guest rebooted while it spun on its tx buffer`);
       this.reapTx(qi);
       if (back) break;
       await new Promise<void>((r) => setImmediate(r));

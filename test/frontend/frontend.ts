@@ -85,6 +85,7 @@ export class VhostUserFrontend {
   private readonly ownFds: number[] = [];
   private readonly callHandlers: ((() => void) | undefined)[] = [];
   private backendSock: net.Socket | undefined;
+  private memAdded = false;
   private rx: Buffer = Buffer.alloc(0);
   private pending: Pending | undefined;
   private chain: Promise<unknown> = Promise.resolve();
@@ -298,7 +299,10 @@ export class VhostUserFrontend {
     }
     const region = this.mem.region();
     if (this.hasProtocol(ProtoF.CONFIGURE_MEM_SLOTS)) {
-      await this.request(Req.ADD_MEM_REG, memRegionMsg(region), { fds: [this.mem.fd], needReply: this.ack() });
+      // QEMU sends only the difference to the regions the backend already has: nothing on a
+      // second start (guest reboot) with the same RAM.
+      if (!this.memAdded) await this.request(Req.ADD_MEM_REG, memRegionMsg(region), { fds: [this.mem.fd], needReply: this.ack() });
+      this.memAdded = true;
     } else {
       await this.request(Req.SET_MEM_TABLE, memTable([region]), { fds: [this.mem.fd], needReply: this.ack() });
     }
@@ -317,13 +321,16 @@ export class VhostUserFrontend {
       let addr: VringAddr = { index: i, desc: a.desc, used: a.used, avail: a.avail, log: this.mem.gpa(q.usedOff) };
       if (hooks.vringAddr) addr = hooks.vringAddr(addr);
       await this.request(Req.SET_VRING_ADDR, vringAddr(addr));
-      const kick = this.newEventfd();
+      // QEMU keeps one host notifier and one guest notifier per queue for the device's life,
+      // so a second start sends the same eventfds again.
+      const kick = this.kickFds[i] ?? (this.kickFds[i] = this.newEventfd());
       eventfdSignal(kick); // QEMU's host notifier arrives already signalled once
-      this.kickFds[i] = kick;
       await this.request(Req.SET_VRING_KICK, u64(i), { fds: [kick], needReply: fdReply });
-      const call = this.newEventfd();
-      this.callFds[i] = call;
-      this.poller.watch(call, () => { this.calls[i]!++; this.callHandlers[i]?.(); });
+      let call = this.callFds[i];
+      if (call === undefined) {
+        call = this.callFds[i] = this.newEventfd();
+        this.poller.watch(call, () => { this.calls[i]!++; this.callHandlers[i]?.(); });
+      }
       await this.request(Req.SET_VRING_CALL, u64(i), { fds: [call], needReply: fdReply });
     }
     for (let i = 0; i < activeQueues; i++) await this.setVringEnable(i, true);

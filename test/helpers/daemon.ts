@@ -99,10 +99,23 @@ export class Daemon {
   /** Open fds of the daemon process. */
   fdCount(): number { return readdirSync(`/proc/${this.pid}/fd`).length; }
 
-  /** What each open fd of the daemon is ('socket:[123]', 'anon_inode:[eventfd]', paths), sorted. */
+  /**
+   * What each open fd of the daemon is, sorted: paths, 'anon_inode:[eventfd]', and for unix
+   * sockets 'unix:<bound path>' (or 'unix:peer' for an accepted/connected one) from /proc/net/unix.
+   */
   fdTargets(): string[] {
     const dir = `/proc/${this.pid}/fd`;
-    return readdirSync(dir).map((fd) => { try { return readlinkSync(`${dir}/${fd}`); } catch { return '?'; } }).sort();
+    const unix = new Map<string, string>();
+    for (const line of readFileSync(`/proc/${this.pid}/net/unix`, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length >= 7) unix.set(f[6]!, f[7] ?? 'peer');
+    }
+    return readdirSync(dir).map((fd) => {
+      let t: string;
+      try { t = readlinkSync(`${dir}/${fd}`); } catch { return '?'; }
+      const m = /^socket:\[(\d+)\]$/.exec(t);
+      return m ? `unix:${unix.get(m[1]!) ?? 'other'}` : t;
+    }).sort();
   }
 
   /** Mappings of guest memory (memfd) in the daemon; `name` narrows to one memfd name. */

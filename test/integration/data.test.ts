@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ConsoleDriver, ConsolePort } from '../frontend/index.js';
-import type { HostClient } from '../helpers/daemon.js';
+import { until, type HostClient } from '../helpers/daemon.js';
 import { Vm } from '../helpers/vm.js';
 
 let vm: Vm | undefined;
@@ -126,6 +126,25 @@ describe('back-pressure', () => {
     await p.open();
     expect((await p.read(data.length)).equals(data)).toBe(true);
     expect(p.discardedBytes).toBe(0);
+    expect(d.problems()).toEqual([]);
+  });
+
+  it('a host client that leaves while its input waits for guest buffers is noticed (PORT_OPEN 0, fd released)', async () => {
+    const { d, p, h } = await openedPort({ rxFill: 0, rxRepost: false });
+    const daemon = vm!.daemon;
+    const sent = randomBytes(1024 * 1024);
+    void h.write(sent).catch(() => {}); // more than the socket buffers hold: never completes
+    await new Promise((r) => setTimeout(r, 200));
+    const fdsConnected = daemon.fdCount();
+    h.close();
+    // Let the daemon drain what it already has (a drain-before-close policy is fine too).
+    p.rxRepost = true;
+    p.postRx(64);
+    await d.waitFor(() => !p.hostOpen, 'PORT_OPEN 0 after the host client left');
+    await until(() => daemon.fdCount() === fdsConnected - 1, "the daemon to close the departed client's socket");
+    // Whatever reached the guest is a prefix of what the client sent: nothing made up or reordered.
+    const got = p.take();
+    expect(got.equals(sent.subarray(0, got.length))).toBe(true);
     expect(d.problems()).toEqual([]);
   });
 
