@@ -48,6 +48,11 @@ export class Daemon implements ControlTarget {
           version: packageVersion(),
         });
         await d.#control.listen();
+        // A signal during listen() ran stop() before the socket existed: close it now.
+        if (d.#stopping) {
+          await d.#control.close();
+          throw new StateError('stopped while starting');
+        }
       }
     } catch (err) {
       await d.stop();

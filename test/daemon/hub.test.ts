@@ -29,9 +29,11 @@ async function start(sockOpts = '', o: { pausedClient?: boolean } = {}) {
   rig = await Rig.start((dir) => ({
     args: [
       '--socket', `${dir}/vm.sock`, '--max-ports', '1', '--control', `${dir}/ctl.sock`,
-      '--chardev', `pty,id=pty0,path=${dir}/con.pty`,
+      // The pty and the file may lag more than all the test writes (16 MiB), so whether they
+      // lose a byte depends only on the hub, never on how fast this process reads the pty.
+      '--chardev', `pty,id=pty0,path=${dir}/con.pty,buffer=16777216`,
       '--chardev', `socket,id=sock,path=${dir}/con.sock,server=on,wait=off${sockOpts}`,
-      '--chardev', `file,id=log,path=${dir}/con.log`,
+      '--chardev', `file,id=log,path=${dir}/con.log,buffer=16777216`,
       '--chardev', 'hub,id=hub0,chardevs.0=pty0,chardevs.1=sock,chardevs.2=log',
       '--device', 'virtconsole,id=console,chardev=hub0',
     ],
