@@ -1,7 +1,9 @@
 // The guest console (/dev/hvc0) as a user meets it: a shell driven through a socket member of
 // the console hub, and the terminal size the daemon tells the guest.
 import { afterAll, expect, test } from 'vitest';
-import { requireCommand, useE2E, type E2E, type Guest } from './harness.js';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { digest, requireCommand, until, useE2E, type E2E, type Guest } from './harness.js';
 
 const e2e = useE2E();
 
@@ -14,6 +16,23 @@ test('interactive console: a shell on hvc0 answers a command sent through the hu
   con.write('echo E2E-$((6*7))-OK; uname -r\n');
   await con.waitText(/E2E-42-OK\r?\n/);
   await con.waitText(new RegExp(e.rig.kernelVersion.split('-')[0]!.replace(/\./g, '\\.')));
+});
+
+test('a console member that stops reading stalls neither the guest nor the other members', async () => {
+  const e = e2e();
+  const d = await e.startDaemon({});
+  const con = await e.peer(d, 'con');
+  con.sock.pause();                                     // reads nothing from now on
+  const g = await e.boot({ daemon: d });
+  // More than the socket buffers and the member's 1 MiB buffer hold. Linux busy-waits on every
+  // console buffer: if the daemon waited for this member, the guest would freeze here.
+  const sent = digest((await g.ok('e2e_send /dev/hvc0 3072 120', 150_000))[0]!);
+  expect(sent.len).toBe(3 * 1024 * 1024);
+  await g.ok('e2e_hvc_write E2E-STILL-ALIVE');
+  // The other member, the log file, was never held back: it has everything, then the marker.
+  await until('the marker in console.log', 10_000, () => readFileSync(join(d.dir, 'console.log'), 'latin1').includes('E2E-STILL-ALIVE'));
+  expect(statSync(join(d.dir, 'console.log')).size).toBeGreaterThanOrEqual(sent.len);
+  expect(await g.dmesgBad()).toEqual([]);
 });
 
 // --console-size is COLSxROWS; `stty size` prints `rows cols`.
