@@ -198,6 +198,10 @@ void ConsoleDevice::attach(DeviceTransport* transport) {
 
 void ConsoleDevice::reset() {
   driverReady_ = false;
+  forgetPorts();
+}
+
+void ConsoleDevice::forgetPorts() {
   control_.clear();
   for (auto& [nr, p] : ports_) {
     p.ready = false;
@@ -313,6 +317,13 @@ void ConsoleDevice::handleControl(uint32_t id, uint16_t event, uint16_t value) {
   switch (event) {
     case kDeviceReady:
       if (value != 1) return log(LogLevel::Error, "guest driver reports that device set-up failed (DEVICE_READY 0)");
+      if (driverReady_) {
+        // Linux sends DEVICE_READY once per probe: a second one is a new driver instance (the
+        // guest rebooted behind a front-end that only stopped and restarted the rings), so the
+        // old driver's port states and undelivered messages are stale.
+        log(LogLevel::Info, "guest driver initialised the device again: its ports start over");
+        forgetPorts();
+      }
       driverReady_ = true;
       events_.driverReady();
       for (const auto& [nr, port] : ports_) sendControl(nr, kPortAdd, 1);

@@ -81,6 +81,9 @@ class ConsoleDevice : public VhostUserDevice {
   };
 
   bool multiportActive() const;
+  // Drops what the device knows of the driver's view of the ports (ready, guest-open) and the
+  // control messages not yet delivered.
+  void forgetPorts();
   Port* findPort(uint32_t nr);
   Port* portOfQueue(unsigned index);
   static unsigned rxQueueOf(uint32_t nr) { return nr == 0 ? 0 : 2 * nr + 2; }

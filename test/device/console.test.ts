@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createConsoleDevice } from '../../src/device/device.js';
 import type { ConsoleDevice, DeviceOptions, DevicePort } from '../../src/device/types.js';
-import { ConsoleDriver, type ConsoleDriverOptions } from '../frontend/index.js';
+import { BAD_ID, ConsoleDriver, Ctrl, type ConsoleDriverOptions } from '../frontend/index.js';
 
 let dir: string;
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -204,6 +204,22 @@ describe('console device with a multiport driver', () => {
     d.removePort(2);
     await drv.waitFor(() => drv.ports.get(2)?.removed ?? !drv.ports.has(2), 'port removal');
     expect(d.ports().map((p) => p.nr)).toEqual([0]);
+  });
+
+  it('starts the ports over when the driver sends DEVICE_READY again (guest reboot)', async () => {
+    const d = device();
+    const { a } = setup3(d);
+    d.listen();
+    const drv = await driver(d);
+    await drv.waitPorts(3);
+    await drv.port(1).open();
+    await until(() => a.guestOpen, 'guest-open');
+    const closedAgain = once(a, 'guest-open');
+    const portAdds = () => drv.controlLog.filter((m) => m.event === Ctrl.PORT_ADD && m.id === 1).length;
+    await drv.sendControl(BAD_ID, Ctrl.DEVICE_READY, 1);
+    expect(await closedAgain).toEqual([false]);
+    await drv.waitFor(() => portAdds() === 2, 'PORT_ADD again');
+    expect(a.write(Buffer.from('stale'))).toBe(0); // not open on the new driver's side
   });
 
   it('reports a disconnect, closes guest-open ports, and serves the next front-end', async () => {
