@@ -146,17 +146,21 @@ export class ConsolePort {
    */
   async write(data: Uint8Array, o: { chunkSize?: number; ignoreHostOpen?: boolean } = {}): Promise<void> {
     const chunk = o.chunkSize ?? (this.console ? 4096 : this.drv.opts.txBufSize);
-    const done: Promise<number>[] = [];
-    for (let at = 0; at < data.length; at += chunk) {
-      const piece = data.subarray(at, Math.min(at + chunk, data.length));
-      if (this.console) {
-        await this.drv.sendAndSpin(this.txQueue, piece);
-        continue;
-      }
-      if (!o.ignoreHostOpen && !this.hostOpen) await this.drv.waitFor(() => this.hostOpen || this.removed, `port ${this.id}: host side to open`);
-      done.push((await this.drv.postTx(this.txQueue, piece)).used);
+    if (this.console) {
+      for (let at = 0; at < data.length; at += chunk) await this.drv.sendAndSpin(this.txQueue, data.subarray(at, at + chunk));
+      return;
     }
-    await Promise.all(done);
+    // Post synchronously while the ring has room (one buffer and one kick decision per
+    // chunk, as each Linux write() call does); wait only for room or for the host side.
+    let pending = 0;
+    const onUsed = () => { pending--; };
+    for (let at = 0; at < data.length;) {
+      if (!o.ignoreHostOpen && !this.hostOpen) await this.drv.waitFor(() => this.hostOpen || this.removed, `port ${this.id}: host side to open`);
+      const piece = data.subarray(at, at + chunk);
+      if (this.drv.tryPostTx(this.txQueue, piece, onUsed)) { pending++; at += piece.length; continue; }
+      await this.drv.waitTxRoom(this.txQueue);
+    }
+    await this.drv.waitFor(() => pending === 0, `port ${this.id}: the device to take all ${data.length} bytes`);
   }
 }
 
@@ -336,29 +340,36 @@ export class ConsoleDriver extends EventEmitter {
     this.emit('change');
   }
 
-  /** @internal Posts one tx buffer; resolves once posted, with `used` resolving once returned. */
+  /** @internal Posts one tx buffer (waiting for room); resolves once posted, `used` once returned. */
   async postTx(qi: number, data: Uint8Array): Promise<{ used: Promise<number> }> {
+    let done!: (len: number) => void;
+    const used = new Promise<number>((r) => { done = r; });
+    while (!this.tryPostTx(qi, data, done)) await this.waitTxRoom(qi);
+    return { used };
+  }
+
+  /** @internal Posts one tx buffer if the ring and the pool have room; `done` runs when it is used. */
+  tryPostTx(qi: number, data: Uint8Array, done: (len: number) => void): boolean {
     this.mustBeConnected();
     const q = this.queue(qi);
     const pool = this.pool(qi, this.opts.txBufSize);
     if (data.length > pool.slotSize) throw new Error(`tx chunk of ${data.length} bytes exceeds the ${pool.slotSize}-byte slots`);
     if (!this.txWired.has(qi)) { this.txWired.add(qi); this.fe.onCall(qi, () => this.reapTx(qi)); }
-    // Like Linux's port write: wait for room, reclaiming used buffers on each tx interrupt.
-    while (!q.canAdd() || pool.available === 0) {
-      q.enableCallbacks();
-      this.reapTx(qi);
-      if (q.canAdd() && pool.available > 0) break;
-      await this.waitFor(() => q.canAdd() && pool.available > 0, `queue ${qi}: a free tx buffer`);
-    }
-    this.mustBeConnected(); // the wait above may have outlived the connection
+    if (!q.canAdd() || pool.available === 0) return false;
     const off = pool.take()!;
     this.fe.mem.bytes.set(data, off);
-    let done!: (len: number) => void;
-    const used = new Promise<number>((r) => { done = r; });
     q.add([{ offset: off, len: data.length, writable: false }], { kind: 'tx', off, done } satisfies TxToken);
-    q.enableCallbacks();
     this.fe.kick(qi);
-    return { used };
+    return true;
+  }
+
+  /** @internal Like Linux's blocked port write: waits for a tx interrupt that frees room. */
+  async waitTxRoom(qi: number): Promise<void> {
+    const q = this.queue(qi);
+    const pool = this.pool(qi, this.opts.txBufSize);
+    this.reapTx(qi); // also re-enables callbacks
+    if (q.canAdd() && pool.available > 0) return;
+    await this.waitFor(() => q.canAdd() && pool.available > 0, `queue ${qi}: a free tx buffer`);
   }
 
   private readonly txWired = new Set<number>();
