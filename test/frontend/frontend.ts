@@ -79,7 +79,6 @@ export class VhostUserFrontend {
 
   private readonly sock: net.Socket;
   private readonly fd: number;
-  private readonly poller: EventfdPoller;
   private readonly kickFds: number[] = [];
   private readonly callFds: number[] = [];
   private readonly ownFds: number[] = [];
@@ -100,7 +99,6 @@ export class VhostUserFrontend {
     this.calls = new Array(opts.numQueues).fill(0);
     this.fd = connectUnix(opts.socketPath);
     this.mem = new GuestMemory(opts.memory);
-    this.poller = new EventfdPoller((e) => this.protocolErrors.push(`call handler threw: ${String(e)}`));
     this.sock = new net.Socket({ fd: this.fd, readable: true, writable: false });
     this.closed = new Promise((resolve) => this.sock.once('close', () => { this.onClosed(); resolve(); }));
     this.sock.on('error', () => {});
@@ -329,7 +327,10 @@ export class VhostUserFrontend {
       let call = this.callFds[i];
       if (call === undefined) {
         call = this.callFds[i] = this.newEventfd();
-        this.poller.watch(call, () => { this.calls[i]!++; this.callHandlers[i]?.(); });
+        EventfdPoller.shared.watch(call, () => {
+          this.calls[i]!++;
+          try { this.callHandlers[i]?.(); } catch (e) { this.protocolErrors.push(`queue ${i} call handler threw: ${String(e)}`); }
+        });
       }
       await this.request(Req.SET_VRING_CALL, u64(i), { fds: [call], needReply: fdReply });
     }
@@ -381,7 +382,7 @@ export class VhostUserFrontend {
     if (!this.isClosed) this.sock.destroy();
     this.backendSock?.destroy();
     await this.closed;
-    await this.poller.close();
+    await EventfdPoller.shared.unwatch(this.callFds);
     for (const fd of this.ownFds.splice(0)) close(fd);
     this.mem.close();
   }

@@ -1,55 +1,67 @@
 // Waits for call eventfds without blocking Node's event loop: one poll() at a time runs on a
-// libuv worker thread (koffi async call) over every watched eventfd plus a private wake-up
-// eventfd; when it returns, the signalled eventfds are drained and their handlers run on the
-// main thread. A round trip costs ~6 us here, and each wake-up handles every queue that was
-// signalled, so it does not limit ring throughput. Adding a fd or closing wakes the poll.
-import { close, eventfd, eventfdDrain, eventfdSignal, pollAsync } from './libc.js';
+// worker thread (koffi async call) over every watched eventfd plus a private wake-up eventfd;
+// when it returns, the signalled eventfds are drained and their handlers run on the main
+// thread. A round trip costs ~6 us here, and each wake-up handles every queue that was
+// signalled, so it does not limit ring throughput.
+//
+// One poller serves the whole process (`EventfdPoller.shared`): a blocked poll() holds a
+// libuv threadpool thread, and one per front-end would exhaust the pool (4 threads) and
+// stall fs calls with a handful of VMs. The loop runs only while something is watched, so an
+// idle test process can exit.
+import { eventfd, eventfdDrain, eventfdSignal, pollAsync } from './libc.js';
 
 export class EventfdPoller {
-  private readonly handlers = new Map<number, () => void>();
-  private readonly wake = eventfd();
-  private running = true;
-  private readonly done: Promise<void>;
-  private closing: Promise<void> | undefined;
+  static readonly shared = new EventfdPoller();
 
-  constructor(private readonly onError: (e: unknown) => void = () => {}) {
-    this.done = this.loop();
-  }
+  private readonly handlers = new Map<number, () => void>();
+  private wake: number | undefined;
+  private running = false;
+  private current: Promise<unknown> | undefined;
+
+  constructor(private readonly onError: (e: unknown) => void = () => {}) {}
 
   watch(fd: number, handler: () => void): void {
     this.handlers.set(fd, handler);
-    eventfdSignal(this.wake);
+    this.wake ??= eventfd();
+    if (this.running) eventfdSignal(this.wake);
+    else { this.running = true; void this.loop(); }
   }
 
-  unwatch(fd: number): void {
-    this.handlers.delete(fd);
-    eventfdSignal(this.wake);
+  /**
+   * Stops watching `fds`; resolves once no poll() that might include them is running, so the
+   * caller may close them (a closed fd number could be reused while a poll still names it).
+   */
+  async unwatch(fds: readonly number[]): Promise<void> {
+    for (const fd of fds) this.handlers.delete(fd);
+    if (this.wake !== undefined && this.running) eventfdSignal(this.wake);
+    await this.current?.catch(() => {});
   }
 
   private async loop(): Promise<void> {
-    while (this.running) {
-      const fds = [this.wake, ...this.handlers.keys()];
-      const revents = await pollAsync(fds, -1);
-      eventfdDrain(this.wake);
-      for (let i = 1; i < fds.length && this.running; i++) {
+    const wake = this.wake!;
+    while (this.handlers.size > 0) {
+      const fds = [wake, ...this.handlers.keys()];
+      const poll = pollAsync(fds, -1);
+      this.current = poll;
+      let revents: number[];
+      try {
+        revents = await poll;
+      } catch (e) {
+        this.onError(e);
+        break;
+      } finally {
+        this.current = undefined;
+      }
+      eventfdDrain(wake);
+      for (let i = 1; i < fds.length; i++) {
         if (revents[i] === 0) continue;
         const fd = fds[i]!;
         const h = this.handlers.get(fd);
-        if (!h) continue;
+        if (!h) continue; // unwatched while we polled: the fd may already be someone else's
         eventfdDrain(fd);
         try { h(); } catch (e) { this.onError(e); }
       }
     }
-  }
-
-  /** Stops polling; resolves once the worker-thread poll() has returned (fds may then close). */
-  close(): Promise<void> {
-    this.closing ??= (async () => {
-      this.running = false;
-      eventfdSignal(this.wake);
-      await this.done;
-      close(this.wake);
-    })();
-    return this.closing;
+    this.running = false;
   }
 }

@@ -61,7 +61,7 @@ describe('EventfdPoller', () => {
     expect(seen.sort()).toEqual(['a', 'b']);
     expect(ticks).toBeGreaterThan(0);
     expect(eventfdDrain(a)).toBe(0); // the poller drained it
-    await p.close();
+    await p.unwatch([a, b]);
     close(a);
     close(b);
   });
