@@ -42,7 +42,7 @@ const FLAGS: Flag[] = [
   { name: 'max-ports', metavar: 'N', scope: 'vm', help: `max_nr_ports, 1..${MAX_MAX_PORTS} (default 31; queues = 2*(N+1))` },
   { name: 'multiport', metavar: 'on|off', scope: 'vm', help: 'offer MULTIPORT (default on); off: one console port, 2 queues' },
   { name: 'console-size', metavar: 'COLSxROWS', scope: 'vm', help: 'initial console size (default 80x24)' },
-  { name: 'resize-order', metavar: 'rows-cols|cols-rows', scope: 'vm', help: 'field order of RESIZE messages for the guest kernel (default rows-cols)' },
+  { name: 'resize-order', metavar: 'rows-cols|cols-rows', scope: 'vm', help: 'field order of RESIZE messages for the guest kernel (default cols-rows)' },
   { name: 'config', metavar: 'FILE', scope: 'global', help: 'read a JSON or TOML configuration file (same keys as the flags)' },
   { name: 'control', metavar: 'PATH', scope: 'global', help: 'serve the QMP-shaped control API on this unix socket' },
   { name: 'control-mode', metavar: 'OCTAL', scope: 'global', help: 'permission bits of the control socket (default 0600)' },

@@ -70,7 +70,7 @@ describe('flags', () => {
     expect(config(['--socket=/s', '--device=virtconsole', '--control', '/c', '--control-mode', '660', '--log-level', 'warn'])).toEqual({
       logLevel: 'warn',
       control: { path: '/c', mode: 0o660 },
-      vms: [{ id: 'vm0', socket: '/s', maxPorts: 31, multiport: true, consoleSize: { cols: 80, rows: 24 }, resizeOrder: 'rows-cols', chardevs: [], devices: [{ id: 'port0', driver: 'virtconsole', nr: 0 }] }],
+      vms: [{ id: 'vm0', socket: '/s', maxPorts: 31, multiport: true, consoleSize: { cols: 80, rows: 24 }, resizeOrder: 'cols-rows', chardevs: [], devices: [{ id: 'port0', driver: 'virtconsole', nr: 0 }] }],
     });
   });
 
