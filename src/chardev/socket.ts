@@ -56,7 +56,7 @@ export class SocketChardev extends Chardev {
     });
     server.on('error', (err) => this.log.warn({ err: err.message }, 'server error'));
     if (a.type === 'unix') fs.chmodSync(a.path, this.config.mode);
-    this.log.info({ address: this.where }, 'listening');
+    this.log.debug({ address: this.where }, 'listening');
     if (this.config.wait && !this.connected) {
       this.log.info({ address: this.where }, 'waiting for a client (wait=on)');
       await new Promise<void>((resolve) => (this.#firstClient = resolve));

@@ -161,7 +161,7 @@ export class Hub extends EventEmitter {
       this.emit('resize', size, m.id);
     });
     this.applyInputState(m);
-    this.#log.info({ member: m.id, ...m.settings }, 'member attached');
+    this.#log.debug({ member: m.id, ...m.settings }, 'member attached');
     if (chardev.windowSize) {
       this.#size = chardev.windowSize;
       this.emit('resize', this.#size, m.id);
@@ -178,7 +178,7 @@ export class Hub extends EventEmitter {
     m.unsubscribe();
     m.chardev.pauseInput();
     m.chardev.release(this.label);
-    this.#log.info({ member: id }, 'member detached');
+    this.#log.debug({ member: id }, 'member detached');
     this.settle();
   }
 
@@ -301,7 +301,7 @@ export class Hub extends EventEmitter {
     this.#queue.trim(tail);
     if (open !== this.#open) {
       this.#open = open;
-      this.#log.info({ open }, open ? 'host side open' : 'host side closed');
+      this.#log.debug({ open }, open ? 'host side open' : 'host side closed');
       this.emit('open', open);
     }
     if (blocked !== this.#blocked) {
