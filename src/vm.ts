@@ -91,7 +91,7 @@ export class Vm extends EventEmitter {
       await this.close();
       throw err;
     }
-    this.#log.info({ socket: config.socket, ports: config.devices.length }, 'listening for the front-end');
+    this.#log.debug({ socket: config.socket, ports: config.devices.length }, 'ports wired');
   }
 
   get config(): VmConfig {
