@@ -146,17 +146,11 @@ export class HostClient {
     this.closed = new Promise((r) => sock.once('close', () => { this.waiter?.(); r(); }));
   }
 
-  static connect(path: string, o: { paused?: boolean } = {}): Promise<HostClient> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect(path);
-      s.once('error', reject);
-      s.once('connect', () => {
-        s.off('error', reject);
-        const c = new HostClient(s);
-        if (o.paused) s.pause();
-        resolve(c);
-      });
-    });
+  static async connect(path: string, o: { paused?: boolean } = {}): Promise<HostClient> {
+    const s = await connectUnixSocket(path);
+    const c = new HostClient(s);
+    if (o.paused) s.pause();
+    return c;
   }
 
   get received(): number { return this.size; }
@@ -181,4 +175,25 @@ export class HostClient {
   }
 
   close(): void { this.sock.destroy(); }
+}
+
+/**
+ * Connects to a unix socket the daemon serves. The socket file appears at bind(), a moment
+ * before listen(): a connection in between is refused, so that is retried for a while.
+ */
+export async function connectUnixSocket(path: string, timeoutMs = 3000): Promise<net.Socket> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await new Promise<net.Socket>((resolve, reject) => {
+        const s = net.connect(path);
+        s.once('error', reject);
+        s.once('connect', () => { s.off('error', reject); resolve(s); });
+      });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code !== 'ECONNREFUSED' && code !== 'ENOENT') || Date.now() > end) throw e;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
 }

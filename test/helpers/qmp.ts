@@ -1,7 +1,8 @@
 // A minimal QMP client for the daemon's control socket: greeting, qmp_capabilities,
 // commands with ids, and an event log. QMP messages are JSON objects; the daemon writes one
 // per line, which is all this client relies on.
-import net from 'node:net';
+import type net from 'node:net';
+import { connectUnixSocket } from './daemon.js';
 
 export interface QmpEvent { event: string; data: Record<string, unknown> }
 
@@ -27,9 +28,7 @@ export class QmpClient {
   }
 
   static async connect(path: string): Promise<QmpClient> {
-    const sock = net.connect(path);
-    await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
-    const c = new QmpClient(sock);
+    const c = new QmpClient(await connectUnixSocket(path));
     await c.execute('qmp_capabilities');
     return c;
   }

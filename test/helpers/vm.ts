@@ -72,7 +72,18 @@ export class Vm {
 
   /** A test front-end + driver brought up to DEVICE_READY (tracked for cleanup). */
   async driver(o: Partial<ConsoleDriverOptions> = {}): Promise<ConsoleDriver> {
-    const d = await ConsoleDriver.start({ socketPath: this.socket, numQueues: this.numQueues, ...o });
+    // The socket file appears at bind(), a moment before listen(): retry a refused connect.
+    const end = Date.now() + 3000;
+    let d: ConsoleDriver;
+    for (;;) {
+      try {
+        d = await ConsoleDriver.start({ socketPath: this.socket, numQueues: this.numQueues, ...o });
+        break;
+      } catch (e) {
+        if (!/connect\(.*errno 111/.test(String(e)) || Date.now() > end) throw e;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
     this.drivers.push(d);
     return d;
   }

@@ -96,7 +96,8 @@ describe('back-pressure', () => {
   it('host->guest data waits while the guest posts no rx buffers, then arrives complete', async () => {
     const { d, p, h } = await openedPort({ rxFill: 0, rxRepost: false });
     const data = randomBytes(256 * 1024);
-    await h.write(data);
+    // More than the socket buffers hold: the write completes only once the guest takes data.
+    const writing = h.write(data);
     // Give the daemon every chance to push (it has nowhere to put the bytes).
     await new Promise((r) => setTimeout(r, 300));
     expect(p.receivedBytes).toBe(0);
@@ -107,6 +108,7 @@ describe('back-pressure', () => {
     p.rxRepost = true;
     p.postRx(64);
     const got = await p.read(data.length);
+    await writing;
     expect(got.equals(data)).toBe(true);
     expect(d.problems()).toEqual([]);
   });
@@ -119,12 +121,13 @@ describe('back-pressure', () => {
     const p = d.port(2);
     await d.waitFor(() => p.hostOpen, 'port 2 host-open');
     const data = randomBytes(64 * 1024);
-    await h.write(data);
+    const writing = h.write(data);
     await new Promise((r) => setTimeout(r, 300));
     // Linux would throw away data that arrives for a closed port: the daemon must not send it.
     expect(p.discardedBytes).toBe(0);
     await p.open();
     expect((await p.read(data.length)).equals(data)).toBe(true);
+    await writing;
     expect(p.discardedBytes).toBe(0);
     expect(d.problems()).toEqual([]);
   });
