@@ -24,7 +24,7 @@ const MAX_PORTS = 0x8000; // VIRTCONS_MAX_PORTS
 export interface ControlMessage { id: number; event: number; value: number; payload: Buffer }
 
 export interface ConsoleDriverOptions extends Omit<FrontendOptions, 'numQueues'> {
-  /** QEMU's num_vqs; default 2 * (maxPorts + 1) with maxPorts from `expectMaxPorts` or 2 single-port. */
+  /** QEMU's num_vqs (start() requires it): 2 * (max_nr_ports + 1), or 2 for a single-port device. */
   numQueues?: number;
   /** Negotiate MULTIPORT when offered (default true). */
   multiport?: boolean;
