@@ -6,7 +6,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { ConsoleDriver, type ConsoleDriverOptions, type ConsolePort } from '../frontend/index.js';
 import { CLI, Daemon, HostClient, ROOT, tmpDir, until } from '../helpers/daemon.js';
-import { QmpClient } from '../helpers/qmp.js';
+import { QmpClient, onJsonLines } from '../helpers/qmp.js';
 
 export { until };
 
@@ -69,19 +69,8 @@ export class PtyPeer {
 /** A control-socket client that sends raw text and collects every message (greeting included). */
 export class RawQmp {
   readonly messages: Record<string, unknown>[] = [];
-  private buf = '';
   private constructor(readonly sock: net.Socket) {
-    sock.setEncoding('utf8');
-    sock.on('error', () => {});
-    sock.on('data', (d: string) => {
-      this.buf += d;
-      let nl;
-      while ((nl = this.buf.indexOf('\n')) >= 0) {
-        const line = this.buf.slice(0, nl).trim();
-        this.buf = this.buf.slice(nl + 1);
-        if (line) this.messages.push(JSON.parse(line) as Record<string, unknown>);
-      }
-    });
+    onJsonLines(sock, (m) => this.messages.push(m));
   }
   static async connect(path: string): Promise<RawQmp> {
     const sock = net.connect(path);

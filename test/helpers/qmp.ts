@@ -4,27 +4,32 @@
 import type net from 'node:net';
 import { connectUnixSocket } from './daemon.js';
 
+/** Calls `fn` with every JSON object the socket sends, one per line (as the daemon writes them). */
+export function onJsonLines(sock: net.Socket, fn: (m: Record<string, unknown>) => void): void {
+  let buf = '';
+  sock.setEncoding('utf8');
+  sock.on('error', () => {});
+  sock.on('data', (d: string) => {
+    buf += d;
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (line) fn(JSON.parse(line) as Record<string, unknown>);
+    }
+  });
+}
+
 export interface QmpEvent { event: string; data: Record<string, unknown> }
 
 export class QmpClient {
   readonly events: QmpEvent[] = [];
-  private buf = '';
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private readonly listeners = new Set<() => void>();
 
   private constructor(private readonly sock: net.Socket) {
-    sock.setEncoding('utf8');
-    sock.on('error', () => {});
-    sock.on('data', (d: string) => {
-      this.buf += d;
-      let nl;
-      while ((nl = this.buf.indexOf('\n')) >= 0) {
-        const line = this.buf.slice(0, nl).trim();
-        this.buf = this.buf.slice(nl + 1);
-        if (line) this.onMessage(JSON.parse(line) as Record<string, unknown>);
-      }
-    });
+    onJsonLines(sock, (m) => this.onMessage(m));
   }
 
   static async connect(path: string): Promise<QmpClient> {
