@@ -119,8 +119,14 @@ function hubChange(cfg: VmConfig, args: Args, attach: boolean): { change: HubCha
   if (typeof args.port === 'string') {
     if (port === undefined) throw notFound(`port '${args.port}'`);
     hub = chardevs.find((c) => c.id === port!.chardev && c.backend === 'hub');
+    if (hub === undefined && !attach) {
+      // A port with a plain chardev is a hub of one on the host side: detaching that chardev
+      // leaves the port with no backend (host side closed), as detaching a last member does.
+      if (port.chardev !== chardev) throw new StateError(`port '${port.id}': '${chardev}' is not its chardev (${port.chardev ? `it uses '${port.chardev}'` : 'it has none'})`);
+      delete port.chardev;
+      return { change: { hub: '', port: port.id, chardev }, chardevs, devices };
+    }
     if (hub === undefined) {
-      if (!attach) throw new StateError(`port '${port.id}' has no hub${port.chardev ? ` (its chardev '${port.chardev}' is used directly)` : ''}`);
       // Every port is a hub on the host side; give this one a name so it can be listed and addressed.
       let id = `hub-${port.id}`;
       for (let i = 1; chardevs.some((c) => c.id === id); i++) id = `hub-${port.id}-${i}`;

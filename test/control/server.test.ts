@@ -349,7 +349,17 @@ describe('commands', () => {
     expect((await e('hub-attach', { hub: 'hub0', chardev: 'agent' })).desc).toBe("chardev 'agent' is already used by port 'org.qemu.guest_agent.0'");
     expect((await e('hub-attach', { hub: 'hub0', chardev: 'hub0' })).desc).toBe("hub 'hub0': 'hub0' is a hub; hubs do not nest");
     expect((await e('hub-detach', { hub: 'hub0', chardev: 'spare' })).desc).toBe("hub 'hub0': 'spare' is not a member (members: pty0)");
-    expect((await e('hub-detach', { port: 'org.qemu.guest_agent.0', chardev: 'agent' })).desc).toBe("port 'org.qemu.guest_agent.0' has no hub (its chardev 'agent' is used directly)");
+    expect((await e('hub-detach', { port: 'org.qemu.guest_agent.0', chardev: 'spare' })).desc).toBe("port 'org.qemu.guest_agent.0': 'spare' is not its chardev (it uses 'agent')");
+  });
+
+  it('hub-detach from a port with a plain chardev leaves the port without a backend', async () => {
+    const { target, client } = await start();
+    const c = await client();
+    expect(await c.cmd('hub-detach', { port: 'org.qemu.guest_agent.0', chardev: 'agent' })).toEqual({ return: {} });
+    expect(target.calls.at(-1)).toEqual(['hubDetach', { hub: '', port: 'org.qemu.guest_agent.0', chardev: 'agent' }, 'vm0']);
+    expect(target.vmConfig('vm0').devices.find((d) => d.id === 'org.qemu.guest_agent.0')!.chardev).toBeUndefined();
+    // The chardev is free again, and the port can take it back through a hub.
+    expect(await c.cmd('hub-attach', { port: 'org.qemu.guest_agent.0', chardev: 'agent' })).toEqual({ return: {} });
   });
 
   it('device_add hot-plugs a port with the next free number; device_del unplugs it and says so', async () => {

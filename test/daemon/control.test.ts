@@ -245,6 +245,30 @@ describe('hub-attach / hub-detach', () => {
     expect(d.problems()).toEqual([]);
   });
 
+  it('detaching a port\'s plain chardev closes the host side; the chardev is free for another port', async () => {
+    const r = await start();
+    const q = await r.qmp();
+    const h1 = await r.host('p1.sock');
+    const d = await guest(r);
+    const p = d.port(1);
+    await p.open();
+    await d.waitFor(() => p.hostOpen, 'port 1 host-open');
+    expect(await q.execute('hub-detach', { port: 'port1', chardev: 'p1' })).toEqual({});
+    await d.waitFor(() => !p.hostOpen, 'port 1 host-closed (PORT_OPEN 0)');
+    const info = (await port(q, 'port1'))!;
+    expect(info.chardev).toBeUndefined();
+    expect(info.members).toEqual([]);
+    await h1.write(Buffer.from('nobody listens'));
+    await q.execute('query-ports'); // one more round trip through the daemon
+    expect(p.receivedBytes).toBe(0);
+    // Back through a hub: the port is host-open again and data flows.
+    expect(await q.execute('hub-attach', { port: 'port1', chardev: 'p1' })).toEqual({});
+    await d.waitFor(() => p.hostOpen, 'port 1 host-open again');
+    await p.write(Buffer.from('back'));
+    expect((await h1.read(4)).toString()).toBe('back');
+    expect(d.problems()).toEqual([]);
+  });
+
   it('error paths: in-use chardev, hub in a hub, unknown port, non-member, both or neither target', async () => {
     const r = await start();
     const q = await r.qmp();
