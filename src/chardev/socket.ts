@@ -11,11 +11,16 @@ import net from 'node:net';
 import { Chardev } from './chardev.js';
 import type { ChardevConfig, SocketOptions } from './options.js';
 import { StreamLink } from './stream.js';
+import * as libc from '../sys/libc.js';
 import { TELNET_GREETING, TelnetFilter, telnetEscape } from './telnet.js';
+
+/** How often a paused connection is checked for a departed client. */
+const HANGUP_POLL_MS = 200;
 
 export class SocketChardev extends Chardev {
   #server: net.Server | undefined;
   #link: StreamLink | undefined;
+  #hangupTimer: NodeJS.Timeout | undefined;
   #retry: NodeJS.Timeout | undefined;
   #firstClient: (() => void) | undefined;
 
@@ -120,6 +125,7 @@ export class SocketChardev extends Chardev {
       },
     }, !this.inputPaused);
     if (telnet) sock.write(TELNET_GREETING);
+    if (this.inputPaused) this.watchHangup(sock);
     this.setConnected(true);
   }
 
@@ -132,9 +138,32 @@ export class SocketChardev extends Chardev {
 
   protected setReading(on: boolean): void {
     this.#link?.setReading(on);
+    this.watchHangup(on ? undefined : this.#link?.input);
+  }
+
+  /**
+   * While input is paused (the guest takes nothing) Node does not read the socket, so it
+   * would not see the client leave, and the one client slot would stay taken by a dead peer.
+   * QEMU watches G_IO_HUP apart from reading; we poll for POLLHUP the same way the pty
+   * backend does. The departed client's unread input is dropped, as in QEMU.
+   */
+  private watchHangup(sock: unknown): void {
+    clearInterval(this.#hangupTimer);
+    this.#hangupTimer = undefined;
+    const fd = (sock as { _handle?: { fd?: number } } | undefined)?._handle?.fd;
+    if (fd === undefined || fd < 0) return;
+    this.#hangupTimer = setInterval(() => {
+      if (this.#link?.input !== sock || !libc.pollHangup(fd)) return;
+      this.log.info('client hung up while its input waited for the guest; its unread input is dropped');
+      clearInterval(this.#hangupTimer);
+      this.#hangupTimer = undefined;
+      (sock as net.Socket).destroy();
+    }, HANGUP_POLL_MS).unref();
   }
 
   protected async shutdown(): Promise<void> {
+    clearInterval(this.#hangupTimer);
+    this.#hangupTimer = undefined;
     clearTimeout(this.#retry);
     this.#retry = undefined;
     this.#firstClient?.();

@@ -151,6 +151,20 @@ describe('back-pressure', () => {
     expect(d.problems()).toEqual([]);
   });
 
+  it('a host client that leaves while the guest takes nothing frees the slot for the next client', async () => {
+    const { d, p, h } = await openedPort({ rxFill: 0, rxRepost: false });
+    void h.write(randomBytes(1024 * 1024)).catch(() => {}); // fills the socket: input is paused
+    await new Promise((r) => setTimeout(r, 200));
+    h.close();
+    // No rx buffer is ever posted: the daemon must notice the hang-up without reading.
+    await d.waitFor(() => !p.hostOpen, 'PORT_OPEN 0 after the host client left, no rx buffers posted');
+    const h2 = await vm!.host('c1');
+    await d.waitFor(() => p.hostOpen, 'host-open again with the next client');
+    await p.write(Buffer.from('hello'));
+    expect((await h2.read(5)).toString()).toBe('hello');
+    expect(d.problems()).toEqual([]);
+  });
+
   it('guest->host data on a generic port waits for a slow host reader and none is lost', async () => {
     const { d, p, h } = await openedPort();
     h.sock.pause();
