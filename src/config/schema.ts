@@ -90,8 +90,9 @@ export interface VmDraft {
  *  that exist, so unused slots cost the guest nothing but their (small) vrings, and leave
  *  room for hot-plug. */
 export const DEFAULT_MAX_PORTS = 31;
-/** QEMU's limit: 2 * (max_ports + 1) queues must fit VIRTIO_QUEUE_MAX (1024). */
-export const MAX_MAX_PORTS = 511;
+/** vhost-user carries a queue's index in 8 bits (SET_VRING_KICK/CALL), so 2 * (max_ports + 1)
+ *  queues must fit 256: 127 ports (the device layer's limit too). */
+export const MAX_MAX_PORTS = 127;
 export const DEFAULT_CONSOLE_SIZE: ConsoleSize = { cols: 80, rows: 24 };
 /** The virtio spec's order, and what the kernels of current stable series read (Debian 13's
  *  6.12 among them: the e2e guest's `stty size` is the judge). Older kernels need rows-cols. */
