@@ -1,12 +1,14 @@
 // Shared by the chardev, hub and port tests: temporary directories, starting chardevs from
 // QEMU-style options, and waiting for conditions without asserting on time.
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { EventEmitter } from 'node:events';
 import { afterEach } from 'vitest';
 import type { Chardev } from '../../src/chardev/chardev.js';
 import { createChardev } from '../../src/chardev/registry.js';
+import type { SocketChardev } from '../../src/chardev/socket.js';
 import { setLogLevel } from '../../src/log.js';
 
 setLogLevel(process.env.VHOST_CONSOLE_LOG === undefined ? 'warn' : (process.env.VHOST_CONSOLE_LOG as 'info'));
@@ -67,4 +69,20 @@ export function readAvailable(fd: number, max = 1 << 20): Buffer {
     if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return Buffer.alloc(0);
     throw err;
   }
+}
+
+/** A unix socket server chardev (started) and `dial()`, which connects a client that collects what it receives. */
+export async function socketServer(id: string, extra: Record<string, string> = {}) {
+  const p = path.join(tmpdir(), `${id}.sock`);
+  const chardev = await start<SocketChardev>('socket', id, { path: p, server: 'on', wait: 'off', ...extra });
+  const dial = async () => {
+    const sock = net.connect(p);
+    defer(() => sock.destroy());
+    const chunks: Buffer[] = [];
+    sock.on('data', (b: Buffer) => chunks.push(b));
+    sock.on('error', () => {});
+    await until(() => chardev.connected, `client of ${id}`);
+    return Object.assign(sock, { bytes: () => Buffer.concat(chunks) });
+  };
+  return { chardev, dial };
 }

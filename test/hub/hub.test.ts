@@ -1,15 +1,13 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Chardev } from '../../src/chardev/chardev.js';
 import { createChardev, parseChardevOptions } from '../../src/chardev/registry.js';
 import type { ChardevConfig, HubOptions } from '../../src/chardev/options.js';
 import type { RingbufChardev } from '../../src/chardev/ringbuf.js';
-import type { SocketChardev } from '../../src/chardev/socket.js';
 import { ConfigError, StateError } from '../../src/errors.js';
 import { Hub } from '../../src/hub/hub.js';
-import { defer, next, start, tmpdir, until } from '../chardev/helpers.js';
+import { defer, next, socketServer, start, tmpdir, until } from '../chardev/helpers.js';
 
 function hubOf(id: string, members: Chardev[], opts: Record<string, string> = {}): Hub {
   const entries = Object.fromEntries(members.map((m, i) => [`chardevs.${i}`, m.id]));
@@ -17,22 +15,6 @@ function hubOf(id: string, members: Chardev[], opts: Record<string, string> = {}
   const hub = Hub.fromConfig(cfg, (x) => members.find((m) => m.id === x));
   defer(() => hub.close());
   return hub;
-}
-
-/** A unix socket server chardev and a way to dial it. */
-async function socketMember(id: string, extra: Record<string, string> = {}) {
-  const p = path.join(tmpdir(), `${id}.sock`);
-  const chardev = await start<SocketChardev>('socket', id, { path: p, server: 'on', wait: 'off', ...extra });
-  const dial = async () => {
-    const sock = net.connect(p);
-    defer(() => sock.destroy());
-    const chunks: Buffer[] = [];
-    sock.on('data', (b: Buffer) => chunks.push(b));
-    sock.on('error', () => {});
-    await until(() => chardev.connected, `client of ${id}`);
-    return Object.assign(sock, { bytes: () => Buffer.concat(chunks) });
-  };
-  return { chardev, dial };
 }
 
 /** Numbered bytes, so a gap or a repeat shows up at once. */
@@ -46,7 +28,7 @@ describe('hub fan-out', () => {
   it('sends guest output to every open member and skips closed ones', async () => {
     const r1 = await start<RingbufChardev>('ringbuf', 'r1');
     const r2 = await start<RingbufChardev>('ringbuf', 'r2');
-    const s = await socketMember('s0');
+    const s = await socketServer('s0');
     const hub = hubOf('hub0', [r1, r2, s.chardev]);
     hub.output(Buffer.from('nobody on the socket yet\n'));
     const client = await s.dial();
@@ -73,7 +55,7 @@ describe('hub fan-out', () => {
   });
 
   it('a member that reconnects starts at the current position, without stale bytes', async () => {
-    const s = await socketMember('s1', { policy: 'drop', buffer: '1M' });
+    const s = await socketServer('s1', { policy: 'drop', buffer: '1M' });
     const hub = hubOf('hub2', [s.chardev]);
     const a = await s.dial();
     a.pause(); // a stalled viewer: output piles up for it
@@ -92,8 +74,8 @@ describe('hub fan-out', () => {
 
 describe('hub open counting', () => {
   it('opens on the first member and closes on the last ("the last one turns off the light")', async () => {
-    const s1 = await socketMember('a');
-    const s2 = await socketMember('b');
+    const s1 = await socketServer('a');
+    const s2 = await socketServer('b');
     const hub = hubOf('hub3', [s1.chardev, s2.chardev]);
     const events: boolean[] = [];
     hub.on('open', (o: boolean) => events.push(o));
@@ -124,7 +106,7 @@ describe('hub open counting', () => {
 describe('hub input', () => {
   it('takes input from any member, tagged, and holds it while paused', async () => {
     const r = await start<RingbufChardev>('ringbuf', 'kbd');
-    const s = await socketMember('net');
+    const s = await socketServer('net');
     const hub = hubOf('hub5', [r, s.chardev]);
     const got: [string, string][] = [];
     hub.on('data', (b: Buffer, id: string) => got.push([id, b.toString()]));
@@ -165,7 +147,7 @@ describe('hub input', () => {
 describe('hub policies', () => {
   it('lossless (generic port default): a stalled member blocks output and loses nothing', async () => {
     const r = await start<RingbufChardev>('ringbuf', 'fast', { size: '4M' });
-    const s = await socketMember('slow');
+    const s = await socketServer('slow');
     const hub = hubOf('hub7', [r, s.chardev]);
     hub.bind("port 'data'", false);
     const c = await s.dial();
@@ -189,7 +171,7 @@ describe('hub policies', () => {
 
   it('drop (console default): bounded lag, oldest bytes dropped for that member only, counted', async () => {
     const r = await start<RingbufChardev>('ringbuf', 'log', { size: '4M' });
-    const s = await socketMember('stalled', { buffer: '64K' });
+    const s = await socketServer('stalled', { buffer: '64K' });
     const hub = hubOf('hub8', [r, s.chardev]);
     hub.bind("port 'console'", true);
     const blocks: boolean[] = [];

@@ -1,15 +1,13 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Chardev } from '../../src/chardev/chardev.js';
 import type { PtyChardev } from '../../src/chardev/pty.js';
 import type { RingbufChardev } from '../../src/chardev/ringbuf.js';
-import type { SocketChardev } from '../../src/chardev/socket.js';
 import { Hub } from '../../src/hub/hub.js';
 import { Port } from '../../src/port/port.js';
 import * as libc from '../../src/sys/libc.js';
-import { defer, next, readAvailable, start, tmpdir, until } from '../chardev/helpers.js';
+import { defer, next, readAvailable, socketServer, start, tmpdir, until } from '../chardev/helpers.js';
 import { DevicePortDouble } from './device-port-double.js';
 
 function hubOf(id: string, members: Chardev[]): Hub {
@@ -23,21 +21,6 @@ function wire(device: DevicePortDouble, hub: Hub, onResize?: (cols: number, rows
   const port = new Port(device, hub, { onResize });
   defer(() => port.close());
   return port;
-}
-
-async function socketServer(id: string, extra: Record<string, string> = {}) {
-  const p = path.join(tmpdir(), `${id}.sock`);
-  const chardev = await start<SocketChardev>('socket', id, { path: p, server: 'on', wait: 'off', ...extra });
-  const dial = async () => {
-    const sock = net.connect(p);
-    defer(() => sock.destroy());
-    const chunks: Buffer[] = [];
-    sock.on('data', (b: Buffer) => chunks.push(b));
-    sock.on('error', () => {});
-    await until(() => chardev.connected, `client of ${id}`);
-    return Object.assign(sock, { bytes: () => Buffer.concat(chunks) });
-  };
-  return { chardev, dial };
 }
 
 function openPeer(p: string): number {
