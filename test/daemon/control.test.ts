@@ -42,6 +42,18 @@ async function guest(r: Rig): Promise<ConsoleDriver> {
   return d;
 }
 
+/** A daemon with a control client, the guest up, port 1 opened by the guest and its chardev's client connected. */
+async function port1Open() {
+  const r = await start();
+  const q = await r.qmp();
+  const h1 = await r.host('p1.sock');
+  const d = await guest(r);
+  const p = d.port(1);
+  await p.open();
+  await d.waitFor(() => p.hostOpen, 'port 1 host-open');
+  return { r, q, h1, d, p };
+}
+
 type Port = { id: string; name?: string; nr: number; console: boolean; 'guest-open': boolean; 'host-open': boolean; chardev?: string; 'bytes-out': number; 'bytes-in': number; members: { chardev: string; open: boolean; 'bytes-out': number; 'bytes-in': number; drops: number }[]; vm: string };
 type Chardev = { label: string; filename: string; 'frontend-open': boolean; vm: string };
 
@@ -214,13 +226,7 @@ describe('hub-attach / hub-detach', () => {
   });
 
   it("attaching to a port with a plain chardev makes its hub, and both members carry the port's data", async () => {
-    const r = await start();
-    const q = await r.qmp();
-    const h1 = await r.host('p1.sock');
-    const d = await guest(r);
-    const p = d.port(1);
-    await p.open();
-    await d.waitFor(() => p.hostOpen, 'port 1 host-open');
+    const { r, q, h1, d, p } = await port1Open();
     await q.execute('chardev-add', { id: 'tap', backend: { type: 'socket', data: { addr: { type: 'unix', data: { path: r.path('tap.sock') } }, server: true, wait: false } } });
     const tap = await r.host('tap.sock');
     expect(await q.execute('hub-attach', { port: 'port1', chardev: 'tap' })).toEqual({});
@@ -246,13 +252,7 @@ describe('hub-attach / hub-detach', () => {
   });
 
   it('detaching a port\'s plain chardev closes the host side; the chardev is free for another port', async () => {
-    const r = await start();
-    const q = await r.qmp();
-    const h1 = await r.host('p1.sock');
-    const d = await guest(r);
-    const p = d.port(1);
-    await p.open();
-    await d.waitFor(() => p.hostOpen, 'port 1 host-open');
+    const { r, q, h1, d, p } = await port1Open();
     expect(await q.execute('hub-detach', { port: 'port1', chardev: 'p1' })).toEqual({});
     await d.waitFor(() => !p.hostOpen, 'port 1 host-closed (PORT_OPEN 0)');
     const info = (await port(q, 'port1'))!;
