@@ -1,17 +1,11 @@
 // Loads the native addon (build/Release/vhost_console.node, built by `npm install`) and gives
 // its Device class a type. Only src/device/device.ts should use this.
 import { createRequire } from 'node:module';
+import type { DeviceOptions } from './types.js';
 
-/** Options the native Device constructor accepts (validated again natively). */
-export interface NativeDeviceOptions {
-  socketPath: string;
-  socketMode?: number;
-  maxPorts: number;
-  multiport?: boolean;
-  cols: number;
-  rows: number;
-  resizeOrder?: 'rows-cols' | 'cols-rows';
-}
+/** Options the native Device constructor accepts (validated again natively): the device's
+ *  own options less the log label, with the RESIZE order optional (native default applies). */
+export type NativeDeviceOptions = Omit<DeviceOptions, 'name' | 'resizeOrder'> & Partial<Pick<DeviceOptions, 'resizeOrder'>>;
 
 export type NativeLogLevel = 'debug' | 'info' | 'warn' | 'error';
 
