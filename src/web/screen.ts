@@ -1,0 +1,99 @@
+// The screen of a console port as a terminal would show it: a hub member that feeds the
+// guest's output to a server-side terminal emulator (@xterm/headless), so that a viewer who
+// connects late first gets the current screen and recent scrollback (@xterm/addon-serialize)
+// instead of a blank terminal.
+//
+// It is an ordinary `drop` member of the port's hub: the emulator parses asynchronously, and
+// while it is more than MAX_UNPARSED bytes behind, this member says "would block", so a flood
+// of output costs bounded memory (the hub drops the oldest bytes for this member alone and
+// counts them). It never types into the guest (input=off).
+import xtermHeadless from '@xterm/headless';
+import serializeAddon from '@xterm/addon-serialize';
+import { Chardev } from '../chardev/chardev.js';
+
+const { Terminal } = xtermHeadless;
+const { SerializeAddon } = serializeAddon;
+
+/** Output handed to the emulator and not parsed yet, beyond which this member stops taking more. */
+const MAX_UNPARSED = 256 * 1024;
+export const DEFAULT_SCROLLBACK = 1000;
+
+export class ScreenMember extends Chardev {
+  readonly #term: InstanceType<typeof Terminal>;
+  readonly #serializer: InstanceType<typeof SerializeAddon>;
+  /** Bytes taken (fed) and parsed by the emulator since it was made. */
+  #fed = 0;
+  #parsed = 0;
+  #waiting = false;
+  readonly #snapshots: { at: number; resolve: (screen: string) => void }[] = [];
+
+  constructor(id: string, readonly scrollback: number, size: { cols: number; rows: number }) {
+    super(id, 'web-screen', { logappend: false, timestamp: false, member: { policy: 'drop', input: false } });
+    this.#term = new Terminal({ cols: size.cols, rows: size.rows, scrollback, allowProposedApi: true });
+    this.#serializer = new SerializeAddon();
+    this.#term.loadAddon(this.#serializer);
+  }
+
+  get cols(): number {
+    return this.#term.cols;
+  }
+
+  get rows(): number {
+    return this.#term.rows;
+  }
+
+  /** Follow the guest's console size (cheap when unchanged). */
+  setSize(cols: number, rows: number): void {
+    if (cols > 0 && rows > 0 && (cols !== this.#term.cols || rows !== this.#term.rows)) this.#term.resize(cols, rows);
+  }
+
+  /**
+   * The screen and scrollback as escape sequences, once the emulator has parsed everything
+   * it had been given at the time of the call: a viewer attached to the hub at that moment
+   * continues exactly where the snapshot ends.
+   */
+  snapshot(): Promise<string> {
+    const at = this.#fed;
+    if (this.#parsed >= at) return Promise.resolve(this.#serialize());
+    return new Promise((resolve) => this.#snapshots.push({ at, resolve }));
+  }
+
+  protected open(): void {
+    this.setConnected(true);
+  }
+
+  protected writeOut(data: Uint8Array): number {
+    if (this.#fed - this.#parsed >= MAX_UNPARSED) {
+      this.#waiting = true;
+      return 0;
+    }
+    // The hub's buffer region is immutable, but the emulator keeps the chunk until it parses
+    // it, after the hub may have released the block: give it its own copy.
+    const chunk = Uint8Array.from(data);
+    this.emit('output');
+    this.#fed += chunk.length;
+    this.#term.write(chunk, () => this.#parsedChunk(chunk.length));
+    return chunk.length;
+  }
+
+  protected setReading(): void {}
+
+  protected shutdown(): void {
+    for (const s of this.#snapshots.splice(0)) s.resolve('');
+    this.#term.dispose();
+  }
+
+  #parsedChunk(n: number): void {
+    this.#parsed += n;
+    // In order of `at`: each waits for the chunk that ends where it asked.
+    while (this.#snapshots.length && this.#snapshots[0]!.at <= this.#parsed) this.#snapshots.shift()!.resolve(this.#serialize());
+    if (this.#waiting && this.#fed - this.#parsed < MAX_UNPARSED / 2) {
+      this.#waiting = false;
+      this.emit('writable');
+    }
+  }
+
+  #serialize(): string {
+    return this.#serializer.serialize({ scrollback: this.scrollback });
+  }
+}
