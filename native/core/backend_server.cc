@@ -12,41 +12,39 @@ BackendServer::BackendServer(VhostUserDevice& device, EventLoop& loop, BackendEv
 BackendServer::~BackendServer() { close(); }
 
 bool BackendServer::listen(const std::string& path, unsigned mode, std::string& err) {
-  if (listenFd_ >= 0) {
+  if (listenFd_) {
     err = strfmt("socket '%s': already listening", path_.c_str());
     return false;
   }
-  int fd = listenUnixSocket(path, mode, err);
-  if (fd < 0) return false;
-  listenFd_ = fd;
+  UniqueFd fd = listenUnixSocket(path, mode, err);
+  if (!fd) return false;
+  listenFd_ = std::move(fd);
   path_ = path;
-  loop_.watch(listenFd_, [this] { onAcceptable(); });
+  loop_.watch(listenFd_.get(), [this] { onAcceptable(); });
   events_.log(LogLevel::Info, strfmt("listening on '%s'", path.c_str()));
   return true;
 }
 
 void BackendServer::close() {
   if (conn_) endConnection(serial_, "device closed", false);
-  if (listenFd_ < 0) return;
-  loop_.unwatch(listenFd_);
-  ::close(listenFd_);
-  listenFd_ = -1;
+  if (!listenFd_) return;
+  loop_.unwatch(listenFd_.get());
+  listenFd_.reset();
   ::unlink(path_.c_str());
 }
 
 void BackendServer::onAcceptable() {
-  int fd = acceptUnixConnection(listenFd_);
-  if (fd < 0) return;
+  UniqueFd fd = acceptUnixConnection(listenFd_.get());
+  if (!fd) return;
   // A front-end that just went away may still have its EOF queued: look before refusing.
   if (conn_ && !conn_->checkAlive()) endConnection(serial_, conn_->endReason(), conn_->endError());
   if (conn_) {
     events_.log(LogLevel::Warn, "refused a second front-end connection: one is already active");
-    ::close(fd);
-    return;
+    return;  // closes fd
   }
   uint64_t serial = ++serial_;
   conn_ = std::make_unique<VhostUserConnection>(
-      fd, device_, loop_, events_,
+      std::move(fd), device_, loop_, events_,
       [this, serial](const std::string& reason, bool error) { endConnection(serial, reason, error); });
   events_.log(LogLevel::Info, "front-end connected");
   events_.connected();

@@ -11,6 +11,7 @@
 
 #include "core/event_loop.h"
 #include "core/log.h"
+#include "core/unique.h"
 #include "core/vhost_user.h"
 
 namespace vhc {
@@ -25,7 +26,7 @@ class BackendServer {
   bool listen(const std::string& path, unsigned mode, std::string& err);
   // Ends the connection (if any), stops listening and removes the socket file.
   void close();
-  bool listening() const { return listenFd_ >= 0; }
+  bool listening() const { return listenFd_.valid(); }
   bool connected() const { return conn_ != nullptr; }
   const VhostUserConnection* connection() const { return conn_.get(); }
 
@@ -37,7 +38,7 @@ class BackendServer {
   EventLoop& loop_;
   BackendEvents& events_;
   std::string path_;
-  int listenFd_ = -1;
+  UniqueFd listenFd_;
   std::unique_ptr<VhostUserConnection> conn_;
   uint64_t serial_ = 0;  // identifies the current connection to deferred end requests
 };

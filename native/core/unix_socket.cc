@@ -27,53 +27,50 @@ bool makeAddress(const std::string& path, sockaddr_un& addr, std::string& err) {
 
 // True if someone accepts connections on the socket file at `addr`.
 bool socketIsLive(const sockaddr_un& addr) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  bool live = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 || errno == EAGAIN;
-  ::close(fd);
-  return live;
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return false;
+  return ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 || errno == EAGAIN;
 }
 
 }  // namespace
 
-int listenUnixSocket(const std::string& path, unsigned mode, std::string& err) {
+UniqueFd listenUnixSocket(const std::string& path, unsigned mode, std::string& err) {
   sockaddr_un addr;
-  if (!makeAddress(path, addr, err)) return -1;
+  if (!makeAddress(path, addr, err)) return {};
   struct stat st;
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
       err = strfmt("socket '%s': the path exists and is not a socket", path.c_str());
-      return -1;
+      return {};
     }
     if (socketIsLive(addr)) {
       err = strfmt("socket '%s' is in use by another process", path.c_str());
-      return -1;
+      return {};
     }
     ::unlink(path.c_str());  // stale: left behind by a process that is gone
   }
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) {
     err = strfmt("socket '%s': socket(): %s", path.c_str(), strerror(errno));
-    return -1;
+    return {};
   }
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0) {
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0) {
     err = strfmt("socket '%s': bind: %s", path.c_str(), strerror(errno));
-    ::close(fd);
-    return -1;
+    return {};
   }
   // chmod before listen(): until listen() every connect() is refused, so the file's brief
   // umask-derived mode cannot let anyone in.
-  if (::chmod(path.c_str(), mode) < 0 || ::listen(fd, 4) < 0) {
+  if (::chmod(path.c_str(), mode) < 0 || ::listen(fd.get(), 4) < 0) {
     err = strfmt("socket '%s': %s", path.c_str(), strerror(errno));
-    ::close(fd);
+    fd.reset();
     ::unlink(path.c_str());
-    return -1;
+    return {};
   }
   return fd;
 }
 
-int acceptUnixConnection(int listenFd) {
-  return ::accept4(listenFd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+UniqueFd acceptUnixConnection(int listenFd) {
+  return UniqueFd(::accept4(listenFd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
 }
 
 }  // namespace vhc

@@ -1,0 +1,191 @@
+// The web server's own rules, in process over real hubs and real sockets (no browser): tokens,
+// Origin, read-only enforced at the WebSocket level, screen on attach, the resize rule, slow
+// viewers, web-disconnect. The browser and the real daemon: browser.test.ts.
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { WebServer } from '../../src/web/server.js';
+import { FakeConsole, startServer, TOKENS } from './harness.js';
+
+let server: WebServer | undefined;
+const sockets: WebSocket[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.terminate();
+  await server?.close();
+  server = undefined;
+});
+
+async function until(pred: () => boolean, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+interface Client { ws: WebSocket; json: Record<string, unknown>[]; bin: Buffer[]; text(): string; closed?: { code: number; reason: string } }
+
+/** A WebSocket client; resolves once the hello and the screen came in. */
+async function viewer(base: string, token: string, o: { origin?: string; port?: string } = {}): Promise<Client> {
+  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/ws/vm/vm0/port/${o.port ?? 'console'}?token=${token}`, o.origin ? { origin: o.origin } : {});
+  sockets.push(ws);
+  const c: Client = { ws, json: [], bin: [], text: () => Buffer.concat(c.bin).toString('latin1') };
+  ws.on('message', (d: Buffer, isBinary) => (isBinary ? c.bin.push(d) : c.json.push(JSON.parse(d.toString()) as Record<string, unknown>)));
+  ws.on('close', (code, reason) => { c.closed = { code, reason: reason.toString() }; });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+    ws.once('error', reject);
+    ws.once('open', () => resolve());
+  });
+  await until(() => c.json.some((m) => m.type === 'screen'), 'the screen');
+  return c;
+}
+
+/** The HTTP status of a refused upgrade (and that no WebSocket opened). */
+async function refusedUpgrade(base: string, token: string | undefined, origin?: string): Promise<number> {
+  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/ws/vm/vm0/port/console${token === undefined ? '' : `?token=${token}`}`, origin ? { origin } : {});
+  sockets.push(ws);
+  let opened = false;
+  ws.on('open', () => { opened = true; });
+  const status = await new Promise<number>((resolve) => {
+    ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.once('error', () => resolve(-1));
+  });
+  expect(opened).toBe(false);
+  return status;
+}
+
+describe('web server (in process)', () => {
+  it('pages and sockets need a token; a wrong one is answered late, and later ones later still', async () => {
+    const c = new FakeConsole('vm0', 'console');
+    ({ server } = await startServer([c]));
+    const base = server.baseUrl;
+    expect((await fetch(`${base}/`)).status).toBe(401);
+    expect((await fetch(`${base}/vm/vm0/port/console`)).status).toBe(401);
+    expect((await fetch(`${base}/vm/vm0/port/console?token=${TOKENS.readWrite}`)).status).toBe(200);
+    expect((await fetch(`${base}/vm/vm0/port/console?token=${TOKENS.readOnly}`)).status).toBe(200);
+    expect((await fetch(`${base}/assets/xterm.mjs`)).status).toBe(200); // library code: no secret
+    let t = Date.now();
+    expect((await fetch(`${base}/vm/vm0/port/console?token=${TOKENS.readWrite}x`)).status).toBe(401);
+    const third = Date.now() - t; // the 3rd bad request from 127.0.0.1 (2 without a token before)
+    expect(third).toBeGreaterThanOrEqual(900); // 250 ms * 2^2
+    t = Date.now();
+    expect(await refusedUpgrade(base, 'nope-nope-nope-nope')).toBe(401);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(1900); // the 4th: 2 s
+    // A good token is never slowed down by someone else's guesses from the same address.
+    t = Date.now();
+    expect((await fetch(`${base}/?token=${TOKENS.readOnly}`)).status).toBe(200);
+    expect(Date.now() - t).toBeLessThan(500);
+    expect(c.hub.stats().members.map((m) => m.id)).toEqual(['web:screen']);
+  }, 20_000);
+
+  it('a WebSocket upgrade without a token or from a foreign Origin is refused', async () => {
+    const c = new FakeConsole('vm0', 'console');
+    ({ server } = await startServer([c]));
+    const base = server.baseUrl;
+    expect(await refusedUpgrade(base, undefined)).toBe(401);
+    expect(await refusedUpgrade(base, TOKENS.readWrite, 'http://evil.example')).toBe(403);
+    expect(await refusedUpgrade(base, TOKENS.readWrite, base.replace('http:', 'https:'))).toBe(403);
+    const ok = await viewer(base, TOKENS.readWrite, { origin: base });
+    expect(ok.json[0]).toMatchObject({ type: 'hello', role: 'read-write', vm: 'vm0', port: 'console' });
+  }, 20_000);
+
+  it('a read-only viewer sees the output, and what it sends reaches nothing (bypassing the page)', async () => {
+    const c = new FakeConsole('vm0', 'console');
+    ({ server } = await startServer([c]));
+    const ro = await viewer(server.baseUrl, TOKENS.readOnly);
+    const rw = await viewer(server.baseUrl, TOKENS.readWrite);
+    expect(ro.json[0]).toMatchObject({ type: 'hello', role: 'read-only' });
+    ro.ws.send(Buffer.from('rm -rf /\r'));
+    ro.ws.send(JSON.stringify({ type: 'resize', cols: 33, rows: 11 }));
+    rw.ws.send(Buffer.from('ls\r'));
+    await until(() => c.typed === 'ls\r', 'the writer\'s keys');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(c.typed).toBe('ls\r');
+    expect(c.resizes).toEqual([]);
+    c.hub.output(Buffer.from('output for all\r\n'));
+    await until(() => ro.text().includes('output for all') && rw.text().includes('output for all'), 'output on both');
+    const members = c.hub.stats().members;
+    expect(members.find((m) => m.id === ro.json[0]!.viewer)).toMatchObject({ input: false, bytesIn: 0, policy: 'drop' });
+    expect(members.find((m) => m.id === rw.json[0]!.viewer)).toMatchObject({ input: true, bytesIn: 3, policy: 'drop' });
+    expect(server.memberInfo(ro.json[0]!.viewer as string)).toMatchObject({ role: 'read-only', remote: expect.stringMatching(/^127\.0\.0\.1:\d+$/) });
+  });
+
+  it('a late viewer first gets the screen and scrollback, then the live stream with nothing doubled', async () => {
+    const c = new FakeConsole('vm0', 'console');
+    ({ server } = await startServer([c], { scrollback: 500 }));
+    for (let i = 1; i <= 200; i++) c.hub.output(Buffer.from(`line ${i}\r\n`));
+    const v = await viewer(server.baseUrl, TOKENS.readOnly);
+    const screen = (v.json.find((m) => m.type === 'screen')!.data as string);
+    for (const i of [1, 100, 177, 200]) expect(screen).toContain(`line ${i}\r`);
+    c.hub.output(Buffer.from('line 201\r\n'));
+    await until(() => v.text().includes('line 201'), 'the live line');
+    expect(v.text()).toBe('line 201\r\n');
+  });
+
+  it('the guest size follows the most recently active writer; a read-only viewer never resizes', async () => {
+    const c = new FakeConsole('vm0', 'console');
+    ({ server } = await startServer([c]));
+    const a = await viewer(server.baseUrl, TOKENS.readWrite);
+    const b = await viewer(server.baseUrl, TOKENS.readWrite);
+    const ro = await viewer(server.baseUrl, TOKENS.readOnly);
+    a.ws.send(JSON.stringify({ type: 'resize', cols: 100, rows: 30 }));
+    await until(() => c.resizes.length === 1, 'a resize');
+    expect(c.resizes).toEqual([[100, 30]]);
+    await until(() => ro.json.some((m) => m.type === 'size' && m.cols === 100), 'the new size announced');
+    b.ws.send(JSON.stringify({ type: 'resize', cols: 120, rows: 40 }));
+    await until(() => c.resizes.length === 2, 'b\'s resize');
+    a.ws.send(Buffer.from('x')); // a types: its size comes back
+    await until(() => c.resizes.length === 3, 'a active again');
+    ro.ws.send(JSON.stringify({ type: 'resize', cols: 20, rows: 5 }));
+    ro.ws.send(Buffer.from('y'));
+    await new Promise((r) => setTimeout(r, 150));
+    expect(c.resizes).toEqual([[100, 30], [120, 40], [100, 30]]);
+    expect(server.info().viewers.filter((v) => v.active).map((v) => v.id)).toEqual([a.json[0]!.viewer]);
+  });
+
+  it('a viewer that stops reading loses its own oldest output (counted); the guest and the other viewer lose nothing', async () => {
+    const c = new FakeConsole('vm0', 'console');
+    ({ server } = await startServer([c], { buffer: 64 * 1024 }));
+    const slow = await viewer(server.baseUrl, TOKENS.readOnly);
+    const fast = await viewer(server.baseUrl, TOKENS.readOnly);
+    (slow.ws as unknown as { _socket: import('node:net').Socket })._socket.pause();
+    const chunk = Buffer.alloc(16 * 1024, 'x');
+    const total = 256 * chunk.length; // 4 MiB
+    for (let i = 0; i < 256; i++) {
+      c.hub.output(chunk); // a console hub never refuses output
+      await new Promise((r) => setImmediate(r));
+    }
+    await until(() => fast.bin.reduce((s, b) => s + b.length, 0) >= total, 'the fast viewer to get everything', 20_000);
+    const m = c.hub.stats().members.find((x) => x.id === slow.json[0]!.viewer)!;
+    expect(m.drops).toBeGreaterThan(0);
+    expect(m.lag).toBeLessThanOrEqual(64 * 1024);
+    expect(c.hub.stats().members.find((x) => x.id === fast.json[0]!.viewer)!.drops).toBe(0);
+  }, 30_000);
+
+  it('web-disconnect ends one viewer with the operator\'s close code; the other stays', async () => {
+    const c = new FakeConsole('vm0', 'console');
+    ({ server } = await startServer([c]));
+    const a = await viewer(server.baseUrl, TOKENS.readWrite);
+    const b = await viewer(server.baseUrl, TOKENS.readWrite);
+    expect(server.info().viewers.map((v) => v.id).sort()).toEqual([a.json[0]!.viewer, b.json[0]!.viewer].sort());
+    server.disconnect(a.json[0]!.viewer as string);
+    await until(() => a.closed !== undefined, 'the close');
+    expect(a.closed!.code).toBe(4001);
+    expect(() => server!.disconnect('web:999')).toThrow(/no web viewer 'web:999'/);
+    expect(c.hub.stats().members.map((m) => m.id)).toEqual(['web:screen', b.json[0]!.viewer]);
+    expect(server.info().ports[0]).toMatchObject({ vm: 'vm0', port: 'console', viewers: 1, 'read-write': expect.stringContaining(`token=${TOKENS.readWrite}`) });
+  });
+
+  it('the index lists every port with its state, and read-write links only for the read-write token', async () => {
+    const c = new FakeConsole('vm0', 'console');
+    ({ server } = await startServer([c]));
+    const rw = await (await fetch(`${server.baseUrl}/?token=${TOKENS.readWrite}`)).text();
+    expect(rw).toContain(`/vm/vm0/port/console?token=${TOKENS.readWrite}`);
+    expect(rw).toContain(`/vm/vm0/port/console?token=${TOKENS.readOnly}`);
+    expect(rw).toMatch(/<td class="open">open<\/td>/);
+    const ro = await (await fetch(`${server.baseUrl}/?token=${TOKENS.readOnly}`)).text();
+    expect(ro).not.toContain(TOKENS.readWrite);
+    expect(ro).toContain(`/vm/vm0/port/console?token=${TOKENS.readOnly}`);
+    expect((await fetch(`${server.baseUrl}/vm/vm0/port/nope?token=${TOKENS.readOnly}`)).status).toBe(404);
+  });
+});
