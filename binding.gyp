@@ -10,6 +10,8 @@
         "native/core/console_device.cc",
         "native/core/guest_memory.cc",
         "native/core/log.cc",
+        "native/core/notify_fd.cc",
+        "native/core/sigbus_guard.cc",
         "native/core/unix_socket.cc",
         "native/core/vhost_user.cc",
         "native/core/virtqueue.cc"

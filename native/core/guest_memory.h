@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "core/sigbus_guard.h"
+#include "core/unique.h"
+
 namespace vhc {
 
 // One region as vhost-user describes it (VhostUserMemoryRegion).
@@ -27,11 +30,16 @@ class GuestMemory {
   GuestMemory& operator=(const GuestMemory&) = delete;
   ~GuestMemory() { clear(); }
 
-  // Maps `fd` (always closed, success or not). False with `err` set on a bad region.
-  bool add(const RegionDesc& desc, int fd, std::string& err);
-  // Unmaps the region with this guest address and size. False if there is none.
+  // Maps the region's bytes of `fd` (closed when done, success or not). False with `err` set
+  // on a bad region.
+  bool add(const RegionDesc& desc, UniqueFd fd, std::string& err);
+  // Unmaps the region with this guest address, user address and size (vhost-user
+  // REM_MEM_REG; the mmap offset is ignored). False if there is none.
   bool remove(const RegionDesc& desc, std::string& err);
   void clear();
+  // True if the front-end shrank a region's file under us (a SIGBUS was absorbed): the
+  // region now reads as zeros and the connection must end.
+  bool poisoned() const;
 
   // Host pointer for [addr, addr+len) or nullptr if that range is not inside one region.
   uint8_t* fromGuest(uint64_t addr, uint64_t len) const { return lookup(addr, len, false); }
@@ -44,9 +52,9 @@ class GuestMemory {
  private:
   struct Region {
     RegionDesc desc;
-    void* map;
-    size_t mapLen;
-    uint8_t* host;  // map + mmapOffset
+    Mapping map;        // from mmapOffset rounded down to the file's page size
+    SigbusGuard guard;  // declared after map: withdrawn before the unmap
+    uint8_t* host;      // the region's first byte inside map
   };
   uint8_t* lookup(uint64_t addr, uint64_t len, bool user) const;
 

@@ -1,6 +1,5 @@
 #include "core/vhost_user.h"
 
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -112,7 +111,7 @@ void drainSocket(int fd) {
       for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++k) {
         int received;
         std::memcpy(&received, CMSG_DATA(c) + k * sizeof(int), sizeof received);
-        ::close(received);
+        UniqueFd{received};  // closed at once
       }
     }
   }
@@ -123,42 +122,38 @@ void drainSocket(int fd) {
 // The fds that came with one message. Handlers take() what they keep; the rest is closed
 // when the message is done, on every path.
 struct VhostUserConnection::Fds {
-  std::vector<int>& list;
-  ~Fds() {
-    for (int fd : list) ::close(fd);
-    list.clear();
-  }
+  std::vector<UniqueFd>& list;
+  ~Fds() { list.clear(); }
   size_t count() const { return list.size(); }
-  int take(size_t i) {
-    int fd = list[i];
-    list[i] = -1;
+  UniqueFd take(size_t i) {
+    UniqueFd fd = std::move(list[i]);
     list.erase(list.begin() + static_cast<long>(i));
     return fd;
   }
 };
 
-VhostUserConnection::VhostUserConnection(int fd, VhostUserDevice& device, EventLoop& loop,
+VhostUserConnection::VhostUserConnection(UniqueFd fd, VhostUserDevice& device, EventLoop& loop,
                                          BackendEvents& events, EndFn onEnd)
-    : fd_(fd), device_(device), loop_(loop), events_(events), onEnd_(std::move(onEnd)) {
+    : fd_(std::move(fd)), device_(device), loop_(loop), events_(events), onEnd_(std::move(onEnd)) {
   payload_.resize(kMaxPayload);
   for (unsigned i = 0; i < device_.queueCount(); ++i)
     queues_.push_back(std::make_unique<Virtqueue>(i, mem_, [this](const std::string& why) { fail(why); }));
   device_.attach(this);
-  loop_.watch(fd_, [this] { onReadable(); });
+  loop_.watch(fd_.get(), [this] { onReadable(); });
 }
 
 VhostUserConnection::~VhostUserConnection() {
-  // The device lets go first, so nothing touches the rings while they are unmapped.
+  // The device lets go first, so nothing touches the rings while they are unmapped; the
+  // watches go before their fds close. Everything else is closed and unmapped by its owner.
   device_.attach(nullptr);
-  if (!ended_) loop_.unwatch(fd_);
-  for (auto& q : queues_)
-    if (q->kickFd() >= 0 && !ended_) loop_.unwatch(q->kickFd());
-  queues_.clear();  // closes kick/call/err fds
+  if (!ended_) {
+    loop_.unwatch(fd_.get());
+    for (auto& q : queues_)
+      if (q->kickFd() >= 0) loop_.unwatch(q->kickFd());
+  }
+  queues_.clear();
   mem_.clear();
-  for (int fd : pendingFds_) ::close(fd);
-  if (backendFd_ >= 0) ::close(backendFd_);
-  drainSocket(fd_);
-  ::close(fd_);
+  drainSocket(fd_.get());
 }
 
 void VhostUserConnection::end(const std::string& reason, bool error) {
@@ -168,7 +163,7 @@ void VhostUserConnection::end(const std::string& reason, bool error) {
   endError_ = error;
   // Stop all activity now; the owner frees everything from a deferred task, outside the
   // handler or ring walk that got us here.
-  loop_.unwatch(fd_);
+  loop_.unwatch(fd_.get());
   for (auto& q : queues_)
     if (q->kickFd() >= 0) loop_.unwatch(q->kickFd());
   loop_.defer([onEnd = onEnd_, reason, error] { onEnd(reason, error); });
@@ -191,6 +186,7 @@ void VhostUserConnection::onReadable() {
   std::string reason;
   bool error = false;
   if (!readMessages(reason, error)) end(reason, error);
+  checkMemory();
 }
 
 bool VhostUserConnection::readMessages(std::string& reason, bool& error) {
@@ -206,7 +202,7 @@ bool VhostUserConnection::readMessages(std::string& reason, bool& error) {
     mh.msg_iovlen = 1;
     mh.msg_control = control;
     mh.msg_controllen = sizeof control;
-    ssize_t n = ::recvmsg(fd_, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    ssize_t n = ::recvmsg(fd_.get(), &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
     if (n >= 0) {
@@ -216,8 +212,18 @@ bool VhostUserConnection::readMessages(std::string& reason, bool& error) {
         for (size_t i = 0; i < count; ++i) {
           int fd;
           std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-          pendingFds_.push_back(fd);
+          pendingFds_.emplace_back(fd);
         }
+      }
+      // The limit is per message, however the front-end splits it: fds sent with every byte
+      // of a message sent a byte at a time would otherwise pile up to the process's fd limit.
+      if (pendingFds_.size() > kMaxFds) {
+        reason = strfmt("%s: more than %u file descriptors in one message (%zu so far)",
+                        inHeader ? "message" : requestName(hdr_.request).c_str(),
+                        kMaxFds, pendingFds_.size());
+        pendingFds_.clear();
+        error = true;
+        return false;
       }
       if (mh.msg_flags & MSG_CTRUNC) {
         reason = strfmt("%s: more than %u file descriptors in one message",
@@ -307,7 +313,7 @@ bool VhostUserConnection::reply(const void* payload, uint32_t size) {
   if (size) std::memcpy(buf + sizeof h, payload, size);
   size_t total = sizeof h + size, done = 0;
   while (done < total) {
-    ssize_t n = ::send(fd_, buf + done, total - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = ::send(fd_.get(), buf + done, total - done, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       events_.log(LogLevel::Error, strfmt("vhost-user %s: cannot send the reply: %s",
@@ -332,7 +338,7 @@ void VhostUserConnection::maybeStart(unsigned index) {
 
 void VhostUserConnection::stopQueue(Virtqueue& q) {
   if (q.kickFd() >= 0) loop_.unwatch(q.kickFd());
-  q.setKickFd(-1);
+  q.setKickFd(UniqueFd());
   q.started = false;
   q.unmap();
 }
@@ -351,7 +357,7 @@ void VhostUserConnection::onKick(unsigned index) {
   if (ended_) return;
   Virtqueue& q = *queues_[index];
   uint64_t count;
-  ssize_t n = ::read(q.kickFd(), &count, sizeof count);
+  ssize_t n = q.readKick(count);
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
   if (n != sizeof count) {
     // Level-triggered: a kick fd that is readable but yields nothing (a pipe at EOF, ...)
@@ -360,6 +366,12 @@ void VhostUserConnection::onKick(unsigned index) {
     return;
   }
   if (queue(index)) device_.queueKicked(index);
+  checkMemory();
+}
+
+void VhostUserConnection::checkMemory() {
+  if (!ended_ && mem_.poisoned())
+    fail("guest memory was truncated by the front-end (its file shrank under a mapped region)");
 }
 
 VhostUserConnection::Result VhostUserConnection::dispatch(Fds& fds, std::string& err) {
@@ -389,7 +401,10 @@ VhostUserConnection::Result VhostUserConnection::dispatch(Fds& fds, std::string&
         events_.log(LogLevel::Warn, strfmt("SET_FEATURES: front-end acked features 0x%llx that were not offered; ignored",
                                            (unsigned long long)extra));
       acked_ = f & device_.features();
-      for (auto& vq : queues_) vq->setEventIdx(acked_ & kFeatureEventIdx);
+      for (auto& vq : queues_) {
+        vq->setEventIdx(acked_ & kFeatureEventIdx);
+        vq->setIndirect(acked_ & kFeatureIndirectDesc);
+      }
       // Without PROTOCOL_FEATURES rings start enabled; with it they wait for SET_VRING_ENABLE.
       if (!(acked_ & kFeatureProtocolFeatures))
         for (unsigned i = 0; i < queues_.size(); ++i) {
@@ -459,7 +474,6 @@ VhostUserConnection::Result VhostUserConnection::dispatch(Fds& fds, std::string&
       break;
     case kSetBackendReqFd:
       if (fds.count() != 1) return err = strfmt("needs 1 file descriptor, got %zu", fds.count()), Result::Fatal;
-      if (backendFd_ >= 0) ::close(backendFd_);
       backendFd_ = fds.take(0);
       break;
     case kGetConfig:
@@ -524,16 +538,16 @@ VhostUserConnection::Result VhostUserConnection::handleVringFd(Fds& fds, std::st
   if (!q) return Result::Fatal;
   bool noFd = v & 0x100;
   if (!noFd && fds.count() != 1) return err = strfmt("queue %u: needs 1 file descriptor, got %zu", q->index(), fds.count()), Result::Fatal;
-  int fd = noFd ? -1 : fds.take(0);
+  UniqueFd fd = noFd ? UniqueFd() : fds.take(0);
   unsigned index = q->index();
   switch (hdr_.request) {
     case kSetVringKick:
       if (q->kickFd() >= 0) loop_.unwatch(q->kickFd());
-      q->setKickFd(fd);
-      if (fd >= 0) {
-        // Never block the event loop on a kick read, whatever kind of eventfd we were given.
-        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-        loop_.watch(fd, [this, index] { onKick(index); });
+      // Its flags stay as the front-end set them (the description is shared): the queue reads
+      // it in a way that cannot block (NotifyFd).
+      q->setKickFd(std::move(fd));
+      if (q->kickFd() >= 0) {
+        loop_.watch(q->kickFd(), [this, index] { onKick(index); });
       }
       else events_.log(LogLevel::Warn, strfmt("queue %u: no kick fd (polling mode is not supported); "
                                               "the queue is served only on other events", index));
@@ -542,10 +556,10 @@ VhostUserConnection::Result VhostUserConnection::handleVringFd(Fds& fds, std::st
       maybeStart(index);
       break;
     case kSetVringCall:
-      q->setCallFd(fd);
+      q->setCallFd(std::move(fd));
       break;
     default:
-      q->setErrFd(fd);
+      q->setErrFd(std::move(fd));
       break;
   }
   return Result::Ok;
@@ -580,9 +594,9 @@ VhostUserConnection::Result VhostUserConnection::handleSetConfig(std::string& er
 }
 
 bool VhostUserConnection::notifyConfigChange() {
-  if (ended_ || backendFd_ < 0 || !(protocolAcked_ & kProtoBackendReq)) return false;
+  if (ended_ || !backendFd_ || !(protocolAcked_ & kProtoBackendReq)) return false;
   Header h{kBackendConfigChange, kVersion, 0};
-  ssize_t n = ::send(backendFd_, &h, sizeof h, MSG_NOSIGNAL | MSG_DONTWAIT);
+  ssize_t n = ::send(backendFd_.get(), &h, sizeof h, MSG_NOSIGNAL | MSG_DONTWAIT);
   if (n != static_cast<ssize_t>(sizeof h)) {
     events_.log(LogLevel::Warn, strfmt("back-end channel: cannot send CONFIG_CHANGE_MSG: %s",
                                        n < 0 ? strerror(errno) : "short write"));

@@ -14,6 +14,7 @@
 #include "core/event_loop.h"
 #include "core/guest_memory.h"
 #include "core/log.h"
+#include "core/unique.h"
 #include "core/virtqueue.h"
 
 namespace vhc {
@@ -60,7 +61,7 @@ class VhostUserConnection : public DeviceTransport {
   // Called (deferred, never from inside a handler) when the connection must end.
   using EndFn = std::function<void(const std::string& reason, bool error)>;
 
-  VhostUserConnection(int fd, VhostUserDevice& device, EventLoop& loop, BackendEvents& events, EndFn onEnd);
+  VhostUserConnection(UniqueFd fd, VhostUserDevice& device, EventLoop& loop, BackendEvents& events, EndFn onEnd);
   ~VhostUserConnection() override;
   VhostUserConnection(const VhostUserConnection&) = delete;
   VhostUserConnection& operator=(const VhostUserConnection&) = delete;
@@ -84,7 +85,7 @@ class VhostUserConnection : public DeviceTransport {
   struct Header {
     uint32_t request, flags, size;
   };
-  struct Fds;  // received fds, closed unless taken
+  struct Fds;  // the fds of the message being handled: closed unless taken
   enum class Result { Ok, Failed, Fatal };
 
   void end(const std::string& reason, bool error);
@@ -94,6 +95,8 @@ class VhostUserConnection : public DeviceTransport {
   bool reply(const void* payload, uint32_t size);
   bool replyU64(uint64_t v) { return reply(&v, sizeof v); }
   void onKick(unsigned index);
+  // Ends the connection if a SIGBUS was absorbed in its guest memory.
+  void checkMemory();
   void maybeStart(unsigned index);
   void stopQueue(Virtqueue& q);
   void resetDevice();
@@ -105,7 +108,7 @@ class VhostUserConnection : public DeviceTransport {
   Result handleGetConfig(std::string& err);
   Result handleSetConfig(std::string& err);
 
-  const int fd_;
+  const UniqueFd fd_;  // declared first: closed last, after everything it carried
   VhostUserDevice& device_;
   EventLoop& loop_;
   BackendEvents& events_;
@@ -119,14 +122,14 @@ class VhostUserConnection : public DeviceTransport {
   uint64_t acked_ = 0;
   uint64_t protocolAcked_ = 0;
   uint8_t status_ = 0;
-  int backendFd_ = -1;
+  UniqueFd backendFd_;
 
   // The message being assembled: read exactly header then payload, so every fd that arrives
   // belongs to this message.
   Header hdr_{};
   size_t hdrHave_ = 0, payloadHave_ = 0;
   std::vector<uint8_t> payload_;
-  std::vector<int> pendingFds_;
+  std::vector<UniqueFd> pendingFds_;  // at most kMaxFds per message, however it is split
 };
 
 }  // namespace vhc

@@ -1,5 +1,6 @@
 #include "core/virtqueue.h"
 
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -41,9 +42,9 @@ Virtqueue::Virtqueue(unsigned index, const GuestMemory& mem, std::function<void(
 Virtqueue::~Virtqueue() { reset(); }
 
 void Virtqueue::reset() {
-  setKickFd(-1);
-  setCallFd(-1);
-  setErrFd(-1);
+  kickFd_.reset();
+  callFd_.reset();
+  errFd_.reset();
   num_ = 0;
   addrSet_ = false;
   descUser_ = availUser_ = usedUser_ = 0;
@@ -53,13 +54,18 @@ void Virtqueue::reset() {
   unmap();
 }
 
-static void replaceFd(int& slot, int fd) {
-  if (slot >= 0) ::close(slot);
-  slot = fd;
+void Virtqueue::kickSelf() {
+  // Our own kick: written through the front-end's fd without blocking. If it cannot be
+  // written the counter is non-zero already, so the fd stays readable: same effect.
+  if (kickFd_.valid()) {
+    uint64_t one = 1;
+    pollfd p{kickFd_.get(), POLLOUT, 0};
+    if (::poll(&p, 1, 0) == 1 && (p.revents & POLLOUT)) {
+      ssize_t n = ::write(kickFd_.get(), &one, sizeof one);
+      (void)n;
+    }
+  }
 }
-void Virtqueue::setKickFd(int fd) { replaceFd(kickFd_, fd); }
-void Virtqueue::setCallFd(int fd) { replaceFd(callFd_, fd); }
-void Virtqueue::setErrFd(int fd) { replaceFd(errFd_, fd); }
 
 bool Virtqueue::setNum(uint32_t num, std::string& err) {
   // Split rings index with free-running u16 counters modulo num: num must divide 65536.
@@ -121,6 +127,10 @@ bool Virtqueue::checkAddr(std::string& err) {
 
 bool Virtqueue::ensureMapped() {
   if (broken_) return false;
+  if (mem_.poisoned()) {
+    fault("guest memory was truncated by the front-end (its file shrank under a mapped region)");
+    return false;
+  }
   if (mappedGen_ == mem_.generation()) return true;
   std::string err;
   if (!configured()) err = "used before its size and addresses were set";
@@ -132,7 +142,7 @@ bool Virtqueue::ensureMapped() {
 int Virtqueue::fault(const std::string& what) {
   if (!broken_) {
     broken_ = true;
-    if (errFd_ >= 0) signal(errFd_);
+    errFd_.signal();
     onFault_(strfmt("queue %u: %s", index_, what.c_str()));
   }
   return -1;
@@ -169,7 +179,9 @@ int Virtqueue::pop(Chain& out) {
       return fault(strfmt("chain %u: longer than its table of %u descriptors (a loop)", head, tableLen));
     Desc d;
     std::memcpy(&d, table + 16ull * i, sizeof d);  // one copy: the guest may rewrite it meanwhile
+    ++visited_;
     if (d.flags & kDescIndirect) {
+      if (!indirect_) return fault(strfmt("chain %u: indirect descriptor, but INDIRECT_DESC was not negotiated", head));
       if (indirect) return fault(strfmt("chain %u: nested indirect descriptor", head));
       if (d.flags & kDescNext) return fault(strfmt("chain %u: indirect descriptor with NEXT set", head));
       if (d.len == 0 || d.len % 16 != 0)
@@ -203,7 +215,7 @@ int Virtqueue::pop(Chain& out) {
 }
 
 void Virtqueue::push(uint16_t head, uint32_t len) {
-  if (broken_ || mappedGen_ != mem_.generation()) return;
+  if (broken_ || mappedGen_ != mem_.generation() || mem_.poisoned()) return;
   uint8_t* elem = used_ + 4 + 8u * (usedIdx_ & (num_ - 1));
   uint32_t v[2] = {head, len};
   std::memcpy(elem, v, sizeof v);
@@ -212,6 +224,7 @@ void Virtqueue::push(uint16_t head, uint32_t len) {
 
 void Virtqueue::flush() {
   if (broken_ || mappedGen_ != mem_.generation() || usedIdx_ == publishedUsed_) return;
+  if (mem_.poisoned()) return (void)fault("guest memory was truncated by the front-end (its file shrank under a mapped region)");
   // The used elements must be visible before the index that publishes them.
   std::atomic_thread_fence(std::memory_order_release);
   store16(reinterpret_cast<uint16_t*>(used_ + 2), usedIdx_);
@@ -226,7 +239,7 @@ void Virtqueue::flush() {
   } else {
     wanted = !(load16(avail_) & kAvailNoInterrupt);
   }
-  if (wanted && callFd_ >= 0) signal(callFd_);
+  if (wanted) callFd_.signal();  // false: the driver has an interrupt pending already
 }
 
 bool Virtqueue::rearm() {
@@ -236,12 +249,6 @@ bool Virtqueue::rearm() {
   // or a buffer added just before the store would get neither a kick nor our attention.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   return load16(avail_ + 1) != lastAvail_;
-}
-
-void Virtqueue::signal(int fd) {
-  uint64_t one = 1;
-  ssize_t n = ::write(fd, &one, sizeof one);
-  (void)n;  // EAGAIN means the counter is saturated: the peer is notified anyway
 }
 
 }  // namespace vhc

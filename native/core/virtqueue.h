@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "core/guest_memory.h"
+#include "core/notify_fd.h"
+#include "core/unique.h"
 
 namespace vhc {
 
@@ -41,14 +43,18 @@ class Virtqueue {
   void setBase(uint16_t base) { lastAvail_ = availSeen_ = base; unmap(); }
   uint16_t base() const { return lastAvail_; }
   void setEventIdx(bool on) { eventIdx_ = on; }
+  // VIRTIO_F_INDIRECT_DESC negotiated: without it an indirect descriptor is a fault.
+  void setIndirect(bool on) { indirect_ = on; }
   // Translate the ring addresses now (to reject a bad SET_VRING_ADDR early). Needs memory.
   bool checkAddr(std::string& err);
   // fds are owned by the queue; setting one closes the previous.
-  void setKickFd(int fd);
-  void setCallFd(int fd);
-  void setErrFd(int fd);
-  int kickFd() const { return kickFd_; }
-  int errFd() const { return errFd_; }
+  void setKickFd(UniqueFd fd) { kickFd_ = NotifyFd(std::move(fd), NotifyFd::Use::Read); }
+  void setCallFd(UniqueFd fd) { callFd_ = NotifyFd(std::move(fd), NotifyFd::Use::Write); }
+  void setErrFd(UniqueFd fd) { errFd_ = NotifyFd(std::move(fd), NotifyFd::Use::Write); }
+  int kickFd() const { return kickFd_.get(); }
+  int errFd() const { return errFd_.get(); }
+  // Reads the kick counter without ever blocking (see NotifyFd::drain).
+  ssize_t readKick(uint64_t& count) { return kickFd_.drain(count); }
 
   bool started = false;  // a kick fd was set and GET_VRING_BASE has not stopped it
   bool enabled = false;  // SET_VRING_ENABLE (or no PROTOCOL_FEATURES)
@@ -65,6 +71,12 @@ class Virtqueue {
   // --- the device's side of the ring ---
   // Next available chain: 1 = `out` filled, 0 = none available, -1 = broken.
   int pop(Chain& out);
+  // Descriptors pop() has read since the queue was created (indirect tables and zero-length
+  // descriptors included): what the device's per-call work budgets count.
+  uint64_t visited() const { return visited_; }
+  // Declare the queue broken by what the device found in a chain (e.g. a receive buffer with
+  // no device-writable bytes). Reports once, like a ring fault. Always returns -1.
+  int fault(const std::string& what);
   // Return a chain to the driver with `len` bytes written. Published by flush().
   void push(uint16_t head, uint32_t len);
   // Publish pushed chains (used idx) and signal the call fd if the driver wants it.
@@ -74,13 +86,11 @@ class Virtqueue {
   bool rearm();
   // Make the kick fd readable again: "come back later" after a bounded batch, so one busy
   // queue cannot hold the event loop (without it EVENT_IDX would suppress the next kick).
-  void kickSelf() { if (kickFd_ >= 0) signal(kickFd_); }
+  void kickSelf();
 
  private:
-  int fault(const std::string& what);
   bool ensureMapped();
   bool translate(std::string& err);
-  void signal(int fd);
 
   const unsigned index_;
   const GuestMemory& mem_;
@@ -90,7 +100,9 @@ class Virtqueue {
   bool addrSet_ = false;
   uint64_t descUser_ = 0, availUser_ = 0, usedUser_ = 0;
   bool eventIdx_ = false;
-  int kickFd_ = -1, callFd_ = -1, errFd_ = -1;
+  bool indirect_ = false;
+  NotifyFd kickFd_, callFd_, errFd_;
+  uint64_t visited_ = 0;
 
   // Host views of the ring (valid while mappedGen_ == mem_.generation()).
   uint64_t mappedGen_ = UINT64_MAX;

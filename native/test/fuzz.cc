@@ -113,10 +113,11 @@ void fuzzRings(unsigned iterations) {
   uint8_t* view = static_cast<uint8_t*>(mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
   GuestMemory mem;
   std::string err;
-  if (!mem.add({kGuestBase, kSize, kUserBase, 0}, fd, err)) violation(err.c_str());
+  if (!mem.add({kGuestBase, kSize, kUserBase, 0}, UniqueFd(fd), err)) violation(err.c_str());
   const uint8_t* host = mem.fromGuest(kGuestBase, kSize);
   bool faulted = false;
   Virtqueue q(0, mem, [&](const std::string&) { faulted = true; });
+  q.setIndirect(true);  // as if INDIRECT_DESC was negotiated
   Chain chain;
   for (unsigned it = 0; it < iterations; ++it) {
     q.reset();
@@ -215,7 +216,7 @@ void fuzzProtocol(unsigned iterations) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) violation("socketpair");
     bool ended = false;
-    auto conn = std::make_unique<VhostUserConnection>(sv[1], device, loop, events,
+    auto conn = std::make_unique<VhostUserConnection>(UniqueFd(sv[1]), device, loop, events,
                                                       [&](const std::string& why, bool) {
                                                         ended = true;
                                                         if (std::getenv("FUZZ_REASONS")) std::fprintf(stderr, "%s\n", why.c_str());
