@@ -5,6 +5,7 @@ import { ConfigError } from './errors.js';
 import { formatQemuArgs, helpText, packageVersion, parseArgs, qemuArgs } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { Daemon } from './daemon.js';
+import { sdNotify, startWatchdog } from './ops/systemd.js';
 import { rootLogger } from './log.js';
 
 function qemuBanner(config: Config): string {
@@ -61,6 +62,10 @@ async function main(argv: string[]): Promise<number> {
   }
   lines.push(qemuBanner(parsed.config), 'vhost-console: ready');
   process.stdout.write(`${lines.join('\n')}\n`);
+  // Type=notify: every vhost-user socket and the control socket listen now.
+  const vms = daemon.vms();
+  sdNotify('READY=1', `STATUS=serving ${vms.length} VM${vms.length === 1 ? '' : 's'}: ${vms.map((v) => v.id).join(', ')}`);
+  startWatchdog();
   return -1; // keep running
 }
 

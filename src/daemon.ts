@@ -11,11 +11,20 @@ import { ControlServer } from './control/server.js';
 import { QmpError, type ChardevInfo, type ControlTarget, type HubChange, type PortInfo } from './control/target.js';
 import { logger, setLogLevel } from './log.js';
 import { Vm } from './vm.js';
+import { named } from './chardev/chardev.js';
+import { parseChardevOptions } from './chardev/registry.js';
+import { PipeChardev } from './chardev/pipe.js';
+import {
+  checkClientSocket, checkFifo, checkInputFile, checkLinkPath, checkOutputFile, checkSocketPath, claimSocketPath, PathError, type Claim,
+} from './sys/paths.js';
+import { closeUnusedActivated, receiveListenFds, sdNotify, stopWatchdog, takeActivatedSocket } from './ops/systemd.js';
 
 export class Daemon implements ControlTarget {
   readonly #log = logger({ component: 'daemon' });
   readonly #vms = new Map<string, Vm>();
   #control: ControlServer | undefined;
+  #controlClaim: Claim | undefined;
+  #started = false;
   #stopping: Promise<void> | undefined;
   readonly #signalHandlers: [NodeJS.Signals, () => void][] = [];
   #exit: ((code: number) => void) | undefined;
@@ -29,6 +38,11 @@ export class Daemon implements ControlTarget {
    */
   static async start(config: Config, exit?: (code: number) => void): Promise<Daemon> {
     checkPaths(config.vms, config.control);
+    // Every check --check runs, before anything is opened: a refusal leaves nothing behind.
+    const problems = checkStartup(config);
+    if (problems.length) throw new StartupError(problems);
+    // Sockets systemd passed (socket activation), matched to the configuration by path.
+    receiveListenFds();
     setLogLevel(config.logLevel);
     const d = new Daemon(config);
     if (exit) d.handleSignals(exit);
@@ -37,17 +51,25 @@ export class Daemon implements ControlTarget {
         // Registered before it opens, so that stop() closes a VM that is still starting.
         const vm = d.watch(Vm.create(vc));
         d.#vms.set(vc.id, vm);
-        await vm.open();
+        try {
+          await vm.open();
+        } catch (err) {
+          throw config.vms.length > 1 ? named(err, `vm '${vc.id}'`) : err;
+        }
       }
       if (d.#stopping) throw new StateError('stopped while starting');
       if (config.control) {
+        d.#controlClaim = claimSocketPath(config.control.path, 'the control socket');
+        const activated = takeActivatedSocket(config.control.path);
         d.#control = new ControlServer({
           path: config.control.path,
           ...(config.control.mode !== undefined && { mode: config.control.mode }),
+          ...(activated !== undefined && { fd: activated.fd }),
           target: d,
           version: packageVersion(),
         });
         await d.#control.listen();
+        d.#controlClaim?.created();
         // A signal during listen() ran stop() before the socket existed: close it now.
         if (d.#stopping) {
           await d.#control.close();
@@ -58,6 +80,8 @@ export class Daemon implements ControlTarget {
       await d.stop();
       throw err;
     }
+    d.#started = true;
+    closeUnusedActivated();
     return d;
   }
 
@@ -87,8 +111,14 @@ export class Daemon implements ControlTarget {
   /** Close the control server and every VM (sockets removed, terminals restored, logs flushed). */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
+      sdNotify('STOPPING=1', 'STATUS=stopping');
+      stopWatchdog();
       await this.#control?.close();
-      await Promise.allSettled([...this.#vms.values()].map((vm) => vm.close()));
+      this.#controlClaim?.release();
+      this.#controlClaim = undefined;
+      // A stop before start-up finished undoes it: files that start created go too.
+      const undo = !this.#started;
+      await Promise.allSettled([...this.#vms.values()].map((vm) => vm.close({ undo })));
       this.#vms.clear();
       // Only now: a second SIGTERM during shutdown must not kill the process half-way.
       for (const [sig, fn] of this.#signalHandlers.splice(0)) process.off(sig, fn);
@@ -136,6 +166,9 @@ export class Daemon implements ControlTarget {
 
   chardevAdd(vm: string, chardev: ChardevConfig, next: VmConfig): Promise<{ pty?: string }> {
     checkPaths(this.vmIds().map((id) => (id === vm ? next : this.vm(id).config)), this.config.control);
+    // The same checks as at start-up; the chardev's own start claims its paths under a lock.
+    const problems = chardevProblems(chardev, '');
+    if (problems.length) throw new StartupError(problems);
     return this.vm(vm).addChardev(chardev, next);
   }
 
@@ -202,4 +235,81 @@ export function checkPaths(vms: readonly VmConfig[], control?: ControlConfig): v
       if (owns && path !== undefined) claim(path, `${prefix}chardev '${c.id}'`);
     }
   }
+}
+
+/** Start-up refused before anything was opened; one message per problem. */
+export class StartupError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+    this.name = 'StartupError';
+  }
+}
+
+/**
+ * Every check the daemon runs before it opens anything, without side effects (nothing is
+ * created, opened for writing, locked or removed): the paths of the control socket, of each
+ * VM's vhost-user socket and of every chardev. Returns one message per problem. `--check`
+ * and `--print-qemu-args` run it; Daemon.start runs it first, then claims each path for good.
+ */
+export function checkStartup(config: Config): string[] {
+  const problems: string[] = [];
+  try {
+    checkPaths(config.vms, config.control);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  const look = (f: () => void) => {
+    try {
+      f();
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  };
+  if (config.control) look(() => checkSocketPath(config.control!.path, 'the control socket'));
+  for (const vm of config.vms) {
+    const prefix = config.vms.length > 1 ? `vm '${vm.id}': ` : '';
+    look(() => checkSocketPath(vm.socket, `${prefix}the vhost-user socket`));
+    for (const c of vm.chardevs) problems.push(...chardevProblems(c, prefix));
+  }
+  return problems;
+}
+
+/** The path checks of one chardev (see checkStartup). */
+export function chardevProblems(c: ChardevConfig, prefix: string): string[] {
+  const who = `${prefix}chardev '${c.id}'`;
+  const problems: string[] = [];
+  const look = (f: () => void) => {
+    try {
+      f();
+    } catch (err) {
+      if (!(err instanceof PathError) && !(err instanceof ConfigError)) throw err;
+      problems.push(err.message);
+    }
+  };
+  const logfile = c.options.logfile;
+  if (logfile !== undefined) look(() => checkOutputFile(logfile, `${who}: logfile`));
+  if (c.backend === 'hub') return problems;
+  look(() => {
+    const t = parseChardevOptions(c.backend, c.id, c.options);
+    switch (t.backend) {
+      case 'socket':
+        if (t.address.type !== 'unix') break;
+        if (t.server) checkSocketPath(t.address.path, who);
+        else if (t.reconnectMs === 0) checkClientSocket(t.address.path, who);
+        break;
+      case 'pty':
+        if (t.path !== undefined) checkLinkPath(t.path, who);
+        break;
+      case 'pipe':
+        for (const p of new Set(PipeChardev.paths(t.path))) look(() => checkFifo(p, who));
+        break;
+      case 'file':
+        checkOutputFile(t.path, who);
+        if (t.inputPath !== undefined) checkInputFile(t.inputPath, `${who}: input-path`);
+        break;
+      default:
+        break;
+    }
+  });
+  return problems;
 }

@@ -18,6 +18,7 @@ import { StateError } from './errors.js';
 import { Hub } from './hub/hub.js';
 import { logger, type Logger } from './log.js';
 import { Port } from './port/port.js';
+import { takeActivatedSocket } from './ops/systemd.js';
 
 interface PortEntry {
   config: PortConfig;
@@ -79,6 +80,8 @@ export class Vm extends EventEmitter {
   async open(): Promise<void> {
     const config = this.#config;
     try {
+      // Socket activation: systemd created the socket and owns its path.
+      const activated = takeActivatedSocket(config.socket);
       for (const c of config.chardevs) {
         if (c.backend !== 'hub') await this.openChardev(c);
         // A `wait=on` server may hold start-up for long; a signal may close us meanwhile.
@@ -86,7 +89,8 @@ export class Vm extends EventEmitter {
       }
       for (const c of config.chardevs) if (c.backend === 'hub') this.buildHub(c);
       for (const p of config.devices) this.plugPort(p);
-      this.device.listen();
+      if (activated !== undefined) this.device.listenFd(activated.fd);
+      else this.device.listen();
     } catch (err) {
       await this.close();
       throw err;

@@ -60,6 +60,7 @@ Napi::Function DeviceWrap::Define(Napi::Env env) {
   return DefineClass(env, "Device",
                      {
                          InstanceMethod<&DeviceWrap::Listen>("listen"),
+                         InstanceMethod<&DeviceWrap::ListenFd>("listenFd"),
                          InstanceMethod<&DeviceWrap::Close>("close"),
                          InstanceMethod<&DeviceWrap::AddPort>("addPort"),
                          InstanceMethod<&DeviceWrap::RemovePort>("removePort"),
@@ -194,6 +195,20 @@ Napi::Value DeviceWrap::Listen(const Napi::CallbackInfo& info) {
   if (!server_->listen(socketPath_, socketMode_, err)) return throwError(info.Env(), err);
   if (!held_) {
     Ref();  // a listening device must not be collected under its watches
+    held_ = true;
+  }
+  afterCall();
+  return info.Env().Undefined();
+}
+
+// listenFd(fd): serve on an already-listening socket (socket activation); the path stays systemd's.
+Napi::Value DeviceWrap::ListenFd(const Napi::CallbackInfo& info) {
+  if (!server_) return throwError(info.Env(), "device is shut down");
+  if (info.Length() < 1 || !info[0].IsNumber()) return throwError(info.Env(), "listenFd(fd): fd must be a number");
+  std::string err;
+  if (!server_->listenFd(info[0].As<Napi::Number>().Int32Value(), socketPath_, err)) return throwError(info.Env(), err);
+  if (!held_) {
+    Ref();
     held_ = true;
   }
   afterCall();

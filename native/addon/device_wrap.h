@@ -57,6 +57,7 @@ class DeviceWrap : public Napi::ObjectWrap<DeviceWrap>, public ConsoleEvents {
   static void cleanupHook(void* arg);
 
   Napi::Value Listen(const Napi::CallbackInfo& info);
+  Napi::Value ListenFd(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value AddPort(const Napi::CallbackInfo& info);
   Napi::Value RemovePort(const Napi::CallbackInfo& info);

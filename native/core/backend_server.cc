@@ -1,5 +1,7 @@
 #include "core/backend_server.h"
 
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/unix_socket.h"
@@ -20,8 +22,38 @@ bool BackendServer::listen(const std::string& path, unsigned mode, std::string& 
   if (!fd) return false;
   listenFd_ = std::move(fd);
   path_ = path;
+  ownsPath_ = true;
   loop_.watch(listenFd_.get(), [this] { onAcceptable(); });
   events_.log(LogLevel::Info, strfmt("listening on '%s'", path.c_str()));
+  return true;
+}
+
+bool BackendServer::listenFd(int fd, const std::string& path, std::string& err) {
+  if (listenFd_) {
+    err = strfmt("socket '%s': already listening", path_.c_str());
+    return false;
+  }
+  int type = 0, accepting = 0;
+  socklen_t len = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) {
+    err = strfmt("fd %d for '%s' is not a stream socket", fd, path.c_str());
+    return false;
+  }
+  len = sizeof accepting;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting) {
+    err = strfmt("fd %d for '%s' is not a listening socket", fd, path.c_str());
+    return false;
+  }
+  int fl = ::fcntl(fd, F_GETFL);
+  if (fl < 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0 || ::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+    err = strfmt("fd %d for '%s': fcntl failed", fd, path.c_str());
+    return false;
+  }
+  listenFd_.reset(fd);
+  path_ = path;
+  ownsPath_ = false;
+  loop_.watch(listenFd_.get(), [this] { onAcceptable(); });
+  events_.log(LogLevel::Info, strfmt("listening on '%s' (socket from the service manager, fd %d)", path.c_str(), fd));
   return true;
 }
 
@@ -30,7 +62,7 @@ void BackendServer::close() {
   if (!listenFd_) return;
   loop_.unwatch(listenFd_.get());
   listenFd_.reset();
-  ::unlink(path_.c_str());
+  if (ownsPath_) ::unlink(path_.c_str());
 }
 
 void BackendServer::onAcceptable() {

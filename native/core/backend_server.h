@@ -24,6 +24,9 @@ class BackendServer {
   BackendServer& operator=(const BackendServer&) = delete;
 
   bool listen(const std::string& path, unsigned mode, std::string& err);
+  // Serves on a socket that is already listening (socket activation: systemd created it and
+  // owns its path). Takes `fd` on success; close() then closes it but leaves the path alone.
+  bool listenFd(int fd, const std::string& path, std::string& err);
   // Ends the connection (if any), stops listening and removes the socket file.
   void close();
   bool listening() const { return listenFd_.valid(); }
@@ -39,6 +42,7 @@ class BackendServer {
   BackendEvents& events_;
   std::string path_;
   UniqueFd listenFd_;
+  bool ownsPath_ = true;  // false for an adopted (socket-activated) fd: the path is systemd's
   std::unique_ptr<VhostUserConnection> conn_;
   uint64_t serial_ = 0;  // identifies the current connection to deferred end requests
 };

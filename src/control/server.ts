@@ -21,6 +21,8 @@ export interface ControlServerOptions {
   path: string;
   /** Permission bits of the socket (default 0o600: only the daemon's user may manage it). */
   mode?: number;
+  /** An already-listening socket at `path` (systemd socket activation): served as is, never removed. */
+  fd?: number;
   target: ControlTarget;
   /** For the greeting: 'major.minor.micro'. */
   version: string;
@@ -54,7 +56,8 @@ export class ControlServer {
 
   /** Listen on the socket. A stale socket file left by a dead daemon is replaced; a live one is an error. */
   async listen(): Promise<void> {
-    await removeStaleSocket(this.opts.path);
+    const fd = this.opts.fd;
+    if (fd === undefined) await removeStaleSocket(this.opts.path);
     const server = createServer((socket) => this.accept(socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -62,14 +65,14 @@ export class ControlServer {
       // granted by chmod afterwards, never a narrower one too late. (bind happens inside listen().)
       const old = process.umask(0o177);
       try {
-        server.listen(this.opts.path, () => { server.off('error', reject); resolve(); });
+        server.listen(fd !== undefined ? { fd } : this.opts.path, () => { server.off('error', reject); resolve(); });
       } finally {
         process.umask(old);
       }
     }).catch((e: NodeJS.ErrnoException) => {
       throw new StateError(`control socket '${this.opts.path}': ${e.message}`);
     });
-    if (this.opts.mode !== undefined && this.opts.mode !== 0o600) chmodSync(this.opts.path, this.opts.mode);
+    if (fd === undefined && this.opts.mode !== undefined && this.opts.mode !== 0o600) chmodSync(this.opts.path, this.opts.mode);
     server.on('error', (e) => this.log.error({ err: e }, 'control socket error'));
     this.server = server;
     this.log.info({ path: this.opts.path }, 'control API listening');

@@ -106,6 +106,14 @@ class NativeConsoleDevice extends EventEmitter implements ConsoleDevice {
     }
   }
 
+  listenFd(fd: number): void {
+    try {
+      this.#native.listenFd(fd);
+    } catch (err) {
+      throw new StateError(`device '${this.#label()}': ${(err as Error).message}`);
+    }
+  }
+
   close(): void {
     this.#native.close();
     this.#connected = false;

@@ -26,6 +26,8 @@ export type NativeEventCallback = (...event: NativeEvent) => void;
 export interface NativeDevice {
   /** Throws an Error naming the socket if it cannot listen (e.g. held by a live process). */
   listen(): void;
+  /** Serve on an already-listening socket (systemd socket activation); takes the fd. */
+  listenFd(fd: number): void;
   close(): void;
   addPort(nr: number, name: string | undefined, console: boolean): void;
   removePort(nr: number): void;

@@ -82,6 +82,11 @@ export interface ConsoleDevice extends EventEmitter {
   readonly options: Readonly<DeviceOptions>;
   /** Start listening on the socket. Throws with a clear message if the path is held by a live daemon. */
   listen(): void;
+  /**
+   * Serve on a socket that is already listening (socket activation: the service manager
+   * created `socketPath` and passed its fd). Takes the fd; close() leaves the path alone.
+   */
+  listenFd(fd: number): void;
   /** Stop: close the connection and the listening socket, remove the socket file. */
   close(): void;
   /** Add a port (at start-up or at run time: sends PORT_ADD if the driver is up). */
