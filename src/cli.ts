@@ -25,6 +25,8 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+  // Accepted but deprecated spellings (QEMU's short-form booleans), as QEMU warns about them.
+  if ('warnings' in parsed) for (const w of parsed.warnings) process.stderr.write(`vhost-console: warning: ${w}\n`);
   switch (parsed.action) {
     case 'help':
       process.stdout.write(`${helpText()}\n`);

@@ -4,6 +4,7 @@
 // validate a whole configuration before anything starts. Values arrive as strings, as
 // QEMU's `-chardev backend,id=x,key=value` syntax gives them.
 import { ConfigError } from '../errors.js';
+import { didYouMean } from '../config/suggest.js';
 import { Chardev, type CommonOptions, type MemberOptions } from './chardev.js';
 import { FileChardev } from './file.js';
 import { NullChardev } from './null.js';
@@ -23,8 +24,9 @@ export type BackendName = (typeof KNOWN_BACKENDS)[number];
 export const DEFAULT_RINGBUF_SIZE = 65536;
 export const DEFAULT_HUB_MAX_MEMBERS = 64;
 
-const COMMON_KEYS = ['logfile', 'logappend', 'timestamp', 'policy', 'buffer', 'input'];
-const BACKEND_KEYS: Record<BackendName, string[]> = {
+/** Options every backend takes, and each backend's own (for suggestions and the config layer's checks). */
+export const COMMON_KEYS = ['logfile', 'logappend', 'timestamp', 'policy', 'buffer', 'input'];
+export const BACKEND_KEYS: Record<BackendName, string[]> = {
   null: [],
   ringbuf: ['size'],
   file: ['path', 'append', 'input-path'],
@@ -75,10 +77,10 @@ class OptionReader {
     return n;
   }
 
-  /** Reject what nobody read: a typo must not be silently ignored. */
-  finish(): void {
+  /** Reject what nobody read: a typo must not be silently ignored. `known`: this backend's options, for a suggestion. */
+  finish(known: readonly string[] = []): void {
     for (const key of Object.keys(this.opts)) {
-      if (!this.used.has(key)) this.fail(`unknown option '${key}'`, key, this.opts[key]);
+      if (!this.used.has(key)) this.fail(`unknown option '${key}'${didYouMean(key, known)}`, key, this.opts[key]);
     }
   }
 }
@@ -206,7 +208,7 @@ export function parseChardevOptions(backend: string, id: string, opts: Record<st
       b = parseHub(r);
       break;
   }
-  r.finish();
+  r.finish(name === 'hub' ? ['logfile', 'logappend', 'timestamp', ...BACKEND_KEYS.hub] : [...COMMON_KEYS, ...BACKEND_KEYS[name]]);
   return { ...b, id, common };
 }
 

@@ -10,9 +10,15 @@
 // - Booleans are on/off; yes/no and true/false are accepted too, as QEMU's own boolean
 //   parser (qapi_bool_parse) accepts them. `parseBool` is the single place that decides.
 //
-// Where QEMU's legacy QemuOpts parser is lax (a bare `server` meaning server=on, a repeated
-// key silently overriding the first), we refuse with an error that says what to write,
-// because a silently ignored typo in a console configuration costs an evening.
+// - An element without '=' after the first (`server`, `nowait`) is a *flag*: QEMU's QemuOpts
+//   reads it as a short-form boolean (`server` = server=on, `nowait` = wait=off; deprecated
+//   since QEMU 6.0, still accepted with a warning by QEMU 10.x, util/qemu-option.c). It is
+//   returned in `flags` as written; the layer that knows which options are booleans
+//   (schema.ts) resolves it or refuses it with advice that works.
+//
+// Where QemuOpts is lax in other ways (a repeated key silently overriding the first), we
+// refuse with an error that says what to write, because a silently ignored typo in a
+// console configuration costs an evening.
 
 /** A syntax error; the caller prefixes it with the option and the whole text. */
 export class KeyvalError extends Error {
@@ -27,6 +33,8 @@ export interface Keyval {
   implied?: string;
   /** key -> value, in the order written. */
   params: Map<string, string>;
+  /** Elements written without '=' (QEMU's short-form booleans: `server`, `nowait`), in order. */
+  flags: string[];
 }
 
 const KEY = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
@@ -34,6 +42,7 @@ const KEY = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 /** Parse `text`. `impliedKey` names the implied key in error messages ('backend', 'driver'). */
 export function parseKeyval(text: string, impliedKey?: string): Keyval {
   const params = new Map<string, string>();
+  const flags: string[] = [];
   let implied: string | undefined;
   let pos = 0;
   let first = true;
@@ -44,7 +53,7 @@ export function parseKeyval(text: string, impliedKey?: string): Keyval {
     while (end < text.length && text[end] !== '=' && text[end] !== ',') end++;
     const key = text.slice(pos, end);
     if (end >= text.length || text[end] === ',') {
-      // An element without '=': the implied key's value, or a mistake.
+      // An element without '=': the implied key's value, or a flag (a short-form boolean).
       if (first && impliedKey !== undefined && key !== '') {
         const [value, next] = readValue(text, pos);
         implied = value;
@@ -54,7 +63,13 @@ export function parseKeyval(text: string, impliedKey?: string): Keyval {
         continue;
       }
       if (key === '') throw new KeyvalError(pos === 0 ? `missing ${impliedKey ?? 'parameter'}` : `empty parameter at position ${pos + 1} (a trailing or doubled ','?)`);
-      throw new KeyvalError(`parameter '${key}' has no value; write '${key}=on' or '${key}=VALUE'`);
+      if (!KEY.test(key)) throw new KeyvalError(`invalid parameter name '${key}'`);
+      if (flags.includes(key)) throw new KeyvalError(`parameter '${key}' is given more than once`);
+      flags.push(key);
+      first = false;
+      pos = end + 1;
+      if (end < text.length && end + 1 >= text.length) throw new KeyvalError(`trailing ',' (write ',,' for a comma inside a value)`);
+      continue;
     }
     if (key === '') throw new KeyvalError(`empty parameter name at position ${pos + 1}`);
     if (!KEY.test(key)) throw new KeyvalError(`invalid parameter name '${key}'`);
@@ -76,7 +91,7 @@ export function parseKeyval(text: string, impliedKey?: string): Keyval {
     if (implied === '') throw new KeyvalError(`empty ${impliedKey}`);
   }
   checkLists(params);
-  return implied === undefined ? { params } : { implied, params };
+  return implied === undefined ? { params, flags } : { implied, params, flags };
 }
 
 /** Read a value starting at `pos` up to an unescaped ',' (or the end). Returns [value, position after the separator]. */

@@ -28,8 +28,9 @@ import { didYouMean } from './suggest.js';
 export type ParsedCli =
   | { action: 'help' }
   | { action: 'version' }
-  /** 'print-qemu-args': print qemuArgs() for every VM and exit. `usedDefault`: no VM was configured, the embedded default is in use. */
-  | { action: 'run' | 'print-qemu-args'; config: Config; usedDefault: boolean };
+  /** 'print-qemu-args': print qemuArgs() for every VM and exit. `usedDefault`: no VM was configured, the embedded default is in use.
+   *  `warnings`: accepted but deprecated spellings (QEMU's short-form booleans), for the caller to print. */
+  | { action: 'run' | 'print-qemu-args'; config: Config; usedDefault: boolean; warnings: string[] };
 
 interface Flag { name: string; metavar?: string; help: string; scope: 'vm' | 'global' | 'action'; repeat?: boolean }
 
@@ -147,8 +148,11 @@ function consoleSize(v: unknown, label: string): ConsoleSize {
   return size;
 }
 
+/** Warnings of the parseArgs call under way (parsing is synchronous). */
+let warnings: string[] = [];
+
 function chardev(v: unknown, label: string): ChardevConfig {
-  if (typeof v === 'string') return chardevFromKeyval(v, label);
+  if (typeof v === 'string') return chardevFromKeyval(v, label, (m) => warnings.push(m));
   if (!isObject(v)) return bad(label, v, 'is not a chardev (a string BACKEND,id=ID,... or a table with backend and id)');
   const backend = str(v.backend, `${label}.backend`, 'must be a string (pty, socket, file, ...)');
   return chardevFromParams(backend, flattenParams(v, label, 'backend'), label, formatObject(backend, v));
@@ -275,12 +279,13 @@ export function parseArgs(argv: readonly string[]): ParsedCli {
     if (arg === '--help' || arg === '-h') return { action: 'help' };
     if (arg === '--version' || arg === '-V') return { action: 'version' };
   }
+  warnings = [];
   const a = scanArgv(argv);
   const action = a.printQemuArgs ? 'print-qemu-args' : 'run';
   if (a.config === undefined && a.vmKeys.size === 0) {
     // Nothing configured: the embedded default, with the given globals on top.
     const d = scanArgv(DEFAULT_ARGV);
-    return { action, config: build([topDraft(d.vm, 'the default configuration')], { ...d.globals, ...a.globals }), usedDefault: true };
+    return { action, config: build([topDraft(d.vm, 'the default configuration')], { ...d.globals, ...a.globals }), usedDefault: true, warnings };
   }
   const file = a.config === undefined ? undefined : readConfigFile(a.config);
   const top: Fields = { chardevs: [], devices: [] };
@@ -294,7 +299,7 @@ export function parseArgs(argv: readonly string[]): ParsedCli {
   if (a.vmKeys.size > 0 || file?.hasTop) drafts.push(topDraft(top, a.config === undefined ? 'the command line' : `the command line or ${a.config}`));
   drafts.push(...(file?.vms ?? []));
   if (drafts.length === 0) throw new ConfigError(`${a.config}: no VM is configured (give socket, chardev, device at the top level or a vm list)`, '--config', a.config);
-  return { action, config: build(drafts, { ...file?.globals, ...a.globals }), usedDefault: false };
+  return { action, config: build(drafts, { ...file?.globals, ...a.globals }), usedDefault: false, warnings };
 }
 
 function camel(key: string): string {

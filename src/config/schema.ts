@@ -9,10 +9,10 @@
 import { ConfigError } from '../errors.js';
 import type { LogLevel } from '../log.js';
 import type { ResizeOrder } from '../device/types.js';
-import { KeyvalError, parseKeyval, takeList } from './keyval.js';
+import { KeyvalError, parseBool, parseKeyval, takeList } from './keyval.js';
 import { didYouMean } from './suggest.js';
 // Backend options are the chardev layer's knowledge; its parser is pure (touches nothing).
-import { DEFAULT_HUB_MAX_MEMBERS, KNOWN_BACKENDS, parseChardevOptions } from '../chardev/registry.js';
+import { BACKEND_KEYS, COMMON_KEYS, DEFAULT_HUB_MAX_MEMBERS, KNOWN_BACKENDS, parseChardevOptions } from '../chardev/registry.js';
 
 export type PortDriver = 'virtconsole' | 'virtserialport';
 export const PORT_DRIVERS: readonly PortDriver[] = ['virtconsole', 'virtserialport'];
@@ -37,6 +37,8 @@ export interface PortConfig {
   /** Sent to the guest as PORT_NAME (/dev/virtio-ports/NAME). */
   name?: string;
   nr: number;
+  /** QEMU's `bus=` as written (e.g. virtio-serial0.0): the VM's one virtio-serial bus; see checkBus. */
+  bus?: string;
 }
 
 export interface ConsoleSize { cols: number; rows: number }
@@ -70,7 +72,10 @@ export interface PortDraft {
   chardev?: string;
   name?: string;
   nr?: number;
+  bus?: string;
   source?: string;
+  /** How messages name this port (`device 'p1'` for QMP's device_add); default `--device 'SOURCE'`. */
+  label?: string;
 }
 
 /** A VM before validation: unset scalars take their defaults. */
@@ -116,6 +121,66 @@ export function checkId(what: string, id: string, option?: string): void {
 /** Every backend name, for suggestions ('pyt' -> 'pty'). */
 const BACKENDS: readonly string[] = KNOWN_BACKENDS;
 
+/** QEMU's own name for one of ours (chardev-memory is a subclass of chardev-ringbuf, "bug-compatibility"). */
+const BACKEND_ALIASES: Record<string, string> = { memory: 'ringbuf' };
+
+/**
+ * QEMU 10.x chardev backends (the user-creatable chardev-* types) this daemon does not
+ * implement, with a hint where one of ours does the job. A name here is "not supported", not a
+ * typo: no suggestion. (QEMU removed the `tty` and `parport` aliases in 8.0.)
+ */
+const QEMU_ONLY_BACKENDS: Record<string, string> = {
+  vc: '; for a terminal use pty, or a socket and a client such as socat',
+  serial: '',
+  parallel: '',
+  udp: '; use socket',
+  spicevmc: '',
+  spiceport: '',
+  'qemu-vdagent': '',
+  dbus: '',
+  msmouse: '',
+  wctablet: '',
+  braille: '',
+  testdev: '',
+  console: '',
+  mux: '; to share a port between backends use a hub',
+};
+
+/** Our options, every backend's, for flags and suggestions. */
+const OUR_CHARDEV_OPTIONS: readonly string[] = [...new Set(['id', ...COMMON_KEYS, ...Object.values(BACKEND_KEYS).flat()])];
+/** Which of them are booleans (a flag may name them: `server`, `nowait`). */
+const OUR_BOOLEANS = new Set(['server', 'wait', 'nodelay', 'telnet', 'append', 'signal', 'logappend', 'timestamp', 'input']);
+
+/**
+ * Options of QEMU's -chardev (chardev/char.c qemu_chardev_opts) this daemon does not implement.
+ * `bool`: a QEMU boolean (a flag may name it). `noop`: the value that is QEMU's default and
+ * changes nothing, accepted (and dropped) so that a copied line keeps working.
+ */
+const QEMU_ONLY_OPTIONS: Record<string, { bool?: true; noop?: string; hint?: string }> = {
+  mux: { bool: true, noop: 'off' },
+  websocket: { bool: true, noop: 'off' },
+  tn3270: { bool: true, noop: 'off' },
+  abstract: { bool: true, noop: 'off' },
+  tight: { bool: true },
+  ipv4: { bool: true, hint: '; host= chooses the address' },
+  ipv6: { bool: true, hint: '; host= chooses the address' },
+  mouse: { bool: true },
+  clipboard: { bool: true },
+  'tls-creds': { hint: '; put a TLS proxy in front of a unix or localhost socket' },
+  'tls-authz': {},
+  fd: { hint: '; give path= or host=,port=' },
+  localaddr: {},
+  localport: {},
+  to: {},
+  width: {},
+  height: {},
+  cols: {},
+  rows: {},
+  name: {},
+  debug: {},
+  chardev: {},
+};
+
 /** Re-throw a KeyvalError as a ConfigError naming the option and the whole text. */
 function keyval(text: string, impliedKey: string, option: string) {
   try {
@@ -126,21 +191,84 @@ function keyval(text: string, impliedKey: string, option: string) {
   }
 }
 
-/** `--chardev` text -> ChardevConfig (backend options checked; cross-references are finishVm's job). */
-export function chardevFromKeyval(text: string, option = '--chardev'): ChardevConfig {
+/** Receives a warning (a deprecated QEMU spelling that was accepted). */
+export type Warn = (message: string) => void;
+
+/**
+ * `--chardev` text -> ChardevConfig (backend options checked; cross-references are finishVm's
+ * job). QEMU's short-form booleans (`server`, `nowait`) are accepted as QEMU 10.x accepts them;
+ * each one gives a warning through `warn`, as QEMU prints one.
+ */
+export function chardevFromKeyval(text: string, option = '--chardev', warn?: Warn): ChardevConfig {
   const kv = keyval(text, 'backend', option);
-  return chardevFromParams(kv.implied!, kv.params, option, text);
+  return chardevFromParams(kv.implied!, kv.params, option, text, kv.flags, warn);
+}
+
+/** The message for an option QEMU has and we do not. */
+function notSupported(id: string, key: string, value: string | undefined): string {
+  if (key === 'mux') {
+    return `chardev '${id}': option 'mux' is not supported by vhost-console; to share a port between several backends, put them in a hub: --chardev hub,id=hub0,chardevs.0=${id},chardevs.1=OTHER --device virtconsole,chardev=hub0`;
+  }
+  return `chardev '${id}': option '${key}'${value === undefined ? '' : ` (${key}=${value})`} is not supported by vhost-console${QEMU_ONLY_OPTIONS[key]?.hint ?? ''}`;
+}
+
+/**
+ * Resolve flags (elements without '=') as QEMU's QemuOpts does: `server` = server=on, `nowait` =
+ * wait=off (`nodelay` is itself an option: nodelay=on). QEMU accepts this for any option and
+ * warns; we accept it for booleans only, and refuse the rest with advice that works.
+ */
+function resolveChardevFlags(id: string, params: Map<string, string>, flags: readonly string[], where: string, warn?: Warn): void {
+  const isBool = (k: string) => OUR_BOOLEANS.has(k) || k === 'delay' || QEMU_ONLY_OPTIONS[k]?.bool === true;
+  for (const flag of flags) {
+    let key: string | undefined;
+    let value = 'on';
+    if (isBool(flag)) key = flag;
+    else if (flag.startsWith('no') && isBool(flag.slice(2))) { key = flag.slice(2); value = 'off'; }
+    if (key === undefined) {
+      const base = flag.startsWith('no') && QEMU_ONLY_OPTIONS[flag.slice(2)] !== undefined ? flag.slice(2) : flag;
+      if (QEMU_ONLY_OPTIONS[base] !== undefined) throw new ConfigError(notSupported(id, base, undefined), base, flag);
+      if (OUR_CHARDEV_OPTIONS.includes(flag)) throw new ConfigError(`${where}: parameter '${flag}' has no value; write '${flag}=VALUE'`, flag, flag);
+      throw new ConfigError(`${where}: unknown option '${flag}'${didYouMean(flag, OUR_CHARDEV_OPTIONS)}`, flag, flag);
+    }
+    const written = params.get(key);
+    if (written !== undefined) throw new ConfigError(`${where}: '${key}' is given twice ('${flag}' and '${key}=${written}')`, key, flag);
+    params.set(key, value);
+    warn?.(`${where}: '${flag}' is QEMU's deprecated short form of '${key}=${value}'; write '${key}=${value}'`);
+  }
 }
 
 /** The common path of `--chardev` text, config-file objects and QMP chardev-add. `params` is consumed. */
-export function chardevFromParams(backend: string, params: Map<string, string>, option = '--chardev', source?: string): ChardevConfig {
+export function chardevFromParams(
+  written: string, params: Map<string, string>, option = '--chardev', source?: string, flags: readonly string[] = [], warn?: Warn,
+): ChardevConfig {
   const at = source === undefined ? '' : ` in '${source}'`;
   const id = params.get('id');
-  if (id === undefined) throw new ConfigError(`${option}: chardev '${backend}' has no id${at}`, option, source ?? backend);
+  if (id === undefined) throw new ConfigError(`${option}: chardev '${written}' has no id${at}`, option, source ?? written);
   checkId('chardev', id, option);
   params.delete('id');
+  const backend = BACKEND_ALIASES[written] ?? written;
   if (!BACKENDS.includes(backend)) {
-    throw new ConfigError(`chardev '${id}': unknown backend '${backend}'${didYouMean(backend, BACKENDS)}`, option, backend);
+    const supported = `supported: ${BACKENDS.join(', ')}`;
+    if (QEMU_ONLY_BACKENDS[backend] !== undefined) {
+      throw new ConfigError(`chardev '${id}': backend '${backend}' is not supported by vhost-console (${supported})${QEMU_ONLY_BACKENDS[backend]}`, option, backend);
+    }
+    throw new ConfigError(`chardev '${id}': unknown backend '${backend}'${didYouMean(backend, BACKENDS)} (${supported})`, option, backend);
+  }
+  resolveChardevFlags(id, params, flags, source === undefined ? option : `${option} '${source}'`, warn);
+  // QEMU's `delay` is the inverse of `nodelay` (QEMU: "'delay' and 'nodelay' are mutually exclusive").
+  const delay = params.get('delay');
+  if (delay !== undefined) {
+    const on = parseBool(delay);
+    if (on === undefined) throw new ConfigError(`chardev '${id}': option 'delay' must be on or off, not '${delay}'`, 'delay', delay);
+    if (params.has('nodelay')) throw new ConfigError(`chardev '${id}': options 'delay' and 'nodelay' exclude each other`, 'delay', delay);
+    params.delete('delay');
+    params.set('nodelay', on ? 'off' : 'on');
+  }
+  for (const [key, value] of [...params]) {
+    const q = QEMU_ONLY_OPTIONS[key];
+    if (q === undefined) continue;
+    if (q.noop !== undefined && parseBool(value) === parseBool(q.noop)) { params.delete(key); continue; }
+    throw new ConfigError(notSupported(id, key, value), key, value);
   }
   const members = backend === 'hub' ? takeList(params, 'chardevs') : undefined;
   const options = Object.fromEntries(params);
@@ -178,18 +306,55 @@ export function flattenParams(obj: Record<string, unknown>, label: string, skip?
 // ---------------------------------------------------------------------------------------
 // Ports
 
-const DEVICE_KEYS = ['id', 'chardev', 'name', 'nr'];
+const DEVICE_KEYS = ['id', 'chardev', 'name', 'nr', 'bus'];
 
 /** `--device` text -> PortDraft. */
 export function portFromKeyval(text: string, option = '--device'): PortDraft {
   const kv = keyval(text, 'driver', option);
-  return portFromParams(kv.implied!, kv.params, option, text);
+  return portFromParams(kv.implied!, kv.params, option, text, kv.flags);
 }
 
-export function portFromParams(driver: string, params: Map<string, string>, option = '--device', source?: string): PortDraft {
+/**
+ * QEMU bus types a port cannot go on, by the name QEMU gives an id-less bus of that type
+ * (hw/core/bus.c: lower-case type name + '.N'): `bus=pci.0` names a PCI bus, not a port's.
+ */
+const OTHER_BUS_TYPES: Record<string, string> = {
+  pci: 'PCI', pcie: 'PCI Express', isa: 'ISA', ide: 'IDE', scsi: 'SCSI', 'usb-bus': 'USB', 'virtio-pci-bus': 'virtio-pci',
+  'virtio-mmio-bus': 'virtio-mmio', 'virtio-ccw-bus': 'virtio-ccw', 'main-system-bus': 'system', 'i2c-bus': 'I2C', 'hda-bus': 'HDA',
+};
+
+/**
+ * `bus=` on a port, as QEMU names a virtio-serial bus (hw/char/virtio-serial-bus.c, hw/core/bus.c):
+ * a controller with `id=X` has the one bus `X.0` (virtio-serial-pci names it so "for command
+ * line compatibility"); an id-less controller's bus is `virtio-serial-bus.N`. The daemon serves
+ * one virtio-serial device per VM, so any such name is accepted as that device's bus; finishVm
+ * then requires every port of the VM to name the same one. Returns an error message or undefined.
+ */
+export function checkBus(bus: string, driver: string): string | undefined {
+  const example = "e.g. 'virtio-serial0.0' for a controller with id=virtio-serial0";
+  if (bus.startsWith('/')) return `bus '${bus}': bus paths are not supported; give the bus name (${example})`;
+  const m = /^([A-Za-z][A-Za-z0-9._-]*)\.(0|[1-9]\d*)$/.exec(bus);
+  if (m === null) {
+    if (ID.test(bus)) return `bus '${bus}' is not a bus name: the bus of a virtio-serial controller with id=${bus} is '${bus}.0'`;
+    return `bus '${bus}' is not a bus name (${example})`;
+  }
+  const [, owner, index] = m as unknown as [string, string, string];
+  const other = OTHER_BUS_TYPES[owner];
+  if (other !== undefined) return `bus '${bus}' is a ${other} bus: a ${driver} goes on a virtio-serial bus (${example})`;
+  if (owner !== 'virtio-serial-bus' && index !== '0') return `bus '${bus}' does not exist: a virtio-serial controller has one bus, '${owner}.0'`;
+  return undefined;
+}
+
+export function portFromParams(driver: string, params: Map<string, string>, option = '--device', source?: string, flags: readonly string[] = []): PortDraft {
+  const at = source === undefined ? `${option}: ` : `${option} '${source}': `;
   const value = source ?? driver;
   if (!(PORT_DRIVERS as readonly string[]).includes(driver)) {
-    throw new ConfigError(`${option} '${value}': unknown driver '${driver}' (expected virtconsole or virtserialport)${didYouMean(driver, PORT_DRIVERS)}`, option, value);
+    throw new ConfigError(`${at}unknown driver '${driver}' (expected virtconsole or virtserialport)${didYouMean(driver, PORT_DRIVERS)}`, option, value);
+  }
+  // QEMU would read a flag as a short-form boolean; a port has no boolean properties.
+  for (const flag of flags) {
+    if (DEVICE_KEYS.includes(flag)) throw new ConfigError(`${at}parameter '${flag}' has no value; write '${flag}=VALUE'`, option, value);
+    throw new ConfigError(`${at}unknown parameter '${flag}'${didYouMean(flag, DEVICE_KEYS)}`, option, value);
   }
   const draft: PortDraft = { driver: driver as PortDriver };
   if (source !== undefined) draft.source = source;
@@ -198,8 +363,14 @@ export function portFromParams(driver: string, params: Map<string, string>, opti
       case 'id': checkId('device', v, option); draft.id = v; break;
       case 'chardev': draft.chardev = v; break;
       case 'name': draft.name = v; break;
-      case 'nr': draft.nr = parseUint(v, `${option} '${value}': nr`, option, value); break;
-      default: throw new ConfigError(`${option} '${value}': unknown parameter '${key}'${didYouMean(key, DEVICE_KEYS)}`, option, value);
+      case 'nr': draft.nr = parseUint(v, `${at}nr`, option, value); break;
+      case 'bus': {
+        const bad = checkBus(v, driver);
+        if (bad !== undefined) throw new ConfigError(`${at}${bad}`, option, value);
+        draft.bus = v;
+        break;
+      }
+      default: throw new ConfigError(`${at}unknown parameter '${key}'${didYouMean(key, DEVICE_KEYS)}`, option, value);
     }
   }
   return draft;
@@ -268,16 +439,18 @@ export function finishVm(draft: VmDraft, opts: FinishOptions = {}): VmConfig {
   if (!multiport) {
     const d = draft.devices;
     if (d.length !== 1 || d[0]!.driver !== 'virtconsole' || (d[0]!.nr ?? 0) !== 0) {
-      fail(`--multiport off: exactly one port is allowed, a virtconsole at nr 0 (got ${d.length === 0 ? 'none' : d.map(describePort).join(', ')})`, '--device', d[0]?.source ?? '');
+      const got = d.length === 0 ? 'none' : d.map((x) => (x.label !== undefined || x.source === undefined ? nameOf(x) : describePort(x))).join(', ');
+      fail(`${opts.runtime ? 'multiport is off' : '--multiport off'}: exactly one port is allowed, a virtconsole at nr 0 (got ${got})`, '--device', d[0]?.source ?? '');
     }
   }
   const usedNr = new Map<number, PortDraft>();
   for (const d of draft.devices) {
     const where = d.source ?? describePort(d);
+    const at = labelOf(d);
     if (d.nr === undefined) continue;
-    if (!Number.isInteger(d.nr) || d.nr < 0 || d.nr >= maxPorts) fail(`--device '${where}': nr ${d.nr} is out of range (0..${maxPorts - 1}; see --max-ports)`, '--device', where);
-    if (d.nr === 0 && d.driver !== 'virtconsole') fail(`--device '${where}': nr 0 is reserved for a virtconsole (as in QEMU)`, '--device', where);
-    if (usedNr.has(d.nr)) fail(`--device '${where}': nr ${d.nr} is already used by '${usedNr.get(d.nr)!.source ?? describePort(usedNr.get(d.nr)!)}'`, '--device', where);
+    if (!Number.isInteger(d.nr) || d.nr < 0 || d.nr >= maxPorts) fail(`${at}: nr ${d.nr} is out of range (0..${maxPorts - 1}: max-ports is ${maxPorts})`, '--device', where);
+    if (d.nr === 0 && d.driver !== 'virtconsole') fail(`${at}: nr 0 is reserved for a virtconsole (as in QEMU)`, '--device', where);
+    if (usedNr.has(d.nr)) fail(`${at}: nr ${d.nr} is already used by ${nameOf(usedNr.get(d.nr)!)}`, '--device', where);
     usedNr.set(d.nr, d);
   }
   const nrs: number[] = [];
@@ -289,11 +462,18 @@ export function finishVm(draft: VmDraft, opts: FinishOptions = {}): VmConfig {
       else {
         nr = 1;
         while (usedNr.has(nr)) nr++;
-        if (nr >= maxPorts) fail(`--device '${d.source ?? describePort(d)}': no free port number (max-ports is ${maxPorts})`, '--device', d.source ?? '');
+        if (nr >= maxPorts) fail(`${labelOf(d)}: no free port number (max-ports is ${maxPorts})`, '--device', d.source ?? '');
       }
       usedNr.set(nr, d);
     }
     nrs.push(nr);
+  }
+
+  // bus=: all of a VM's ports are on its one virtio-serial device, so they name one bus.
+  const onBus = draft.devices.find((d) => d.bus !== undefined);
+  for (const d of draft.devices) {
+    if (d.bus === undefined || d.bus === onBus!.bus) continue;
+    fail(`${labelOf(d)}: bus '${d.bus}' is another virtio-serial controller than '${onBus!.bus}' (${nameOf(onBus!)}): vhost-console serves one virtio-serial device per VM; give the ports of another controller a VM of their own (a vm list in --config)`, '--device', d.source ?? d.bus);
   }
 
   const devices: PortConfig[] = [];
@@ -303,16 +483,17 @@ export function finishVm(draft: VmDraft, opts: FinishOptions = {}): VmConfig {
   draft.devices.forEach((d, i) => {
     const nr = nrs[i]!;
     const where = d.source ?? describePort(d);
+    const at = labelOf(d);
     let id = d.id;
     if (id === undefined) {
       id = d.name !== undefined && ID.test(d.name) && !explicitIds.has(d.name) && !ids.has(d.name) ? d.name : `port${nr}`;
     }
-    if (ids.has(id)) fail(`--device '${where}': device id '${id}' is used twice${d.id === undefined ? ' (give this port an id=)' : ''}`, '--device', where);
+    if (ids.has(id)) fail(`${at}: device id '${id}' is used twice${d.id === undefined ? ` (give this port ${d.label === undefined ? 'an id=' : "an 'id'"})` : ''}`, '--device', where);
     ids.add(id);
     if (d.name !== undefined) {
-      checkPortName(d.name, (m) => fail(`--device '${where}': ${m}`, '--device', where));
+      checkPortName(d.name, (m) => fail(`${at}: ${m}`, '--device', where));
       const other = names.get(d.name);
-      if (other !== undefined) fail(`--device '${where}': name '${d.name}' is already used by port '${other}'`, '--device', where);
+      if (other !== undefined) fail(`${at}: name '${d.name}' is already used by port '${other}'`, '--device', where);
       names.set(d.name, id);
     }
     if (d.chardev !== undefined) {
@@ -324,6 +505,7 @@ export function finishVm(draft: VmDraft, opts: FinishOptions = {}): VmConfig {
     const port: PortConfig = { id, driver: d.driver, nr };
     if (d.chardev !== undefined) port.chardev = d.chardev;
     if (d.name !== undefined) port.name = d.name;
+    if (d.bus !== undefined) port.bus = d.bus;
     devices.push(port);
   });
 
@@ -378,6 +560,18 @@ function checkPortName(name: string, fail: (message: string) => never): void {
   if (name === '') fail('empty name');
   if (Buffer.byteLength(name) > MAX_PORT_NAME) fail(`name is longer than ${MAX_PORT_NAME} bytes`);
   if (/[\x00-\x1f\x7f/]/.test(name)) fail(`name '${JSON.stringify(name).slice(1, -1)}' contains a control character or '/'`);
+}
+
+/** How a message names the port at fault: `--device 'TEXT'`, or the label the caller gave (QMP). */
+function labelOf(d: PortDraft): string {
+  return d.label ?? `--device '${d.source ?? describePort(d)}'`;
+}
+
+/** How a message names another port: its text, else its id (a port already running), else its description. */
+function nameOf(d: PortDraft): string {
+  if (d.source !== undefined && d.label === undefined) return `'${d.source}'`;
+  if (d.id !== undefined) return `port '${d.id}'`;
+  return `'${describePort(d)}'`;
 }
 
 function describePort(d: PortDraft): string {

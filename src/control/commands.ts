@@ -8,7 +8,7 @@
 // create something when the daemon runs several VMs.
 
 import { ConfigError, StateError } from '../errors.js';
-import { finishVm, portFromParams, type ChardevConfig, type VmConfig, type VmDraft } from '../config/schema.js';
+import { PORT_DRIVERS, finishVm, portFromParams, type ChardevConfig, type VmConfig, type VmDraft } from '../config/schema.js';
 import { didYouMean } from '../config/suggest.js';
 import { chardevFromQmp } from './qmp-chardev.js';
 import { QmpError, type ControlEvents, type ControlTarget, type HubChange } from './target.js';
@@ -267,12 +267,18 @@ export const COMMANDS: Record<string, Command> = {
   },
 
   device_add: {
-    args: { driver: req('string'), id: opt('string'), chardev: opt('string'), name: opt('string'), nr: opt('integer'), vm: opt('string') },
+    args: { driver: req('string'), id: opt('string'), chardev: opt('string'), name: opt('string'), nr: opt('integer'), bus: opt('string'), vm: opt('string') },
     run: async (args, { target }) => {
       const vm = resolveVm(target, args.vm);
+      const driver = args.driver as string;
+      // QMP's words, not --device's: QEMU says "'x' is not a valid device model name".
+      if (!(PORT_DRIVERS as readonly string[]).includes(driver)) {
+        throw new ConfigError(`'${driver}' is not a valid device model name (vhost-console adds virtconsole and virtserialport)${didYouMean(driver, PORT_DRIVERS)}`, 'driver', driver);
+      }
       const params = new Map<string, string>();
-      for (const key of ['id', 'chardev', 'name', 'nr'] as const) if (args[key] !== undefined) params.set(key, String(args[key]));
-      const draft = portFromParams(args.driver as string, params, 'device_add');
+      for (const key of ['id', 'chardev', 'name', 'nr', 'bus'] as const) if (args[key] !== undefined) params.set(key, String(args[key]));
+      const draft = portFromParams(driver, params, 'device_add');
+      draft.label = typeof args.id === 'string' ? `device '${args.id}'` : `device_add (${driver})`;
       const cfg = next(target, vm, (c) => ({ ...c, devices: [...c.devices, draft] }));
       const port = cfg.devices[cfg.devices.length - 1]!;
       await target.deviceAdd(vm, port, cfg);

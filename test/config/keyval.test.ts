@@ -11,7 +11,7 @@ describe('parseKeyval', () => {
   });
 
   it('accepts the implied key spelled out', () => {
-    expect(parseKeyval('id=p,backend=pty', 'backend')).toEqual({ implied: 'pty', params: new Map([['id', 'p']]) });
+    expect(parseKeyval('id=p,backend=pty', 'backend')).toEqual({ implied: 'pty', params: new Map([['id', 'p']]), flags: [] });
   });
 
   it('turns ,, into a literal comma, in values and in the implied value', () => {
@@ -22,6 +22,15 @@ describe('parseKeyval', () => {
 
   it('keeps = inside a value and allows an empty value', () => {
     expect(params('a=b=c,d=')).toEqual({ a: 'b=c', d: '' });
+  });
+
+  it("returns elements without '=' after the first as flags, in order (QEMU's short-form booleans)", () => {
+    const kv = parseKeyval('socket,id=s,path=/x,server,nowait', 'backend');
+    expect([...kv.params]).toEqual([['id', 's'], ['path', '/x']]);
+    expect(kv.flags).toEqual(['server', 'nowait']);
+    // Without an implied key, the first element too.
+    expect(parseKeyval('server,id=s').flags).toEqual(['server']);
+    expect(parseKeyval('socket,id=s', 'backend').flags).toEqual([]);
   });
 
   it('parses lists and takeList returns them in index order', () => {
@@ -39,8 +48,9 @@ describe('parseKeyval', () => {
     ['pty,id=x,backend=file', 'backend', "backend is given twice ('pty' and 'file')"],
     ['backend=,id=x', 'backend', 'empty backend'],
     ['pty,id=x,', 'backend', "trailing ',' (write ',,' for a comma inside a value)"],
-    ['socket,id=s,server', 'backend', "parameter 'server' has no value; write 'server=on' or 'server=VALUE'"],
-    ['server,id=s', undefined, "parameter 'server' has no value; write 'server=on' or 'server=VALUE'"],
+    ['socket,id=s,server,server', 'backend', "parameter 'server' is given more than once"],
+    ['socket,id=s,nowait,', 'backend', "trailing ',' (write ',,' for a comma inside a value)"],
+    ['socket,id=s,no wait', 'backend', "invalid parameter name 'no wait'"],
     ['pty,id=a,id=b', 'backend', "parameter 'id' is given more than once"],
     ['pty,i d=a', 'backend', "invalid parameter name 'i d'"],
     ['pty,a..b=1', 'backend', "invalid parameter name 'a..b'"],
@@ -67,6 +77,6 @@ describe('formatting', () => {
     expect(escapeValue('a,b')).toBe('a,,b');
     const text = formatKeyval('file', [['id', 'f'], ['path', '/a,b,']]);
     expect(text).toBe('file,id=f,path=/a,,b,,');
-    expect(parseKeyval(text, 'backend')).toEqual({ implied: 'file', params: new Map([['id', 'f'], ['path', '/a,b,']]) });
+    expect(parseKeyval(text, 'backend')).toEqual({ implied: 'file', params: new Map([['id', 'f'], ['path', '/a,b,']]), flags: [] });
   });
 });

@@ -294,7 +294,7 @@ describe('commands', () => {
     const c = await client();
     const add = async (id: string, backend: unknown) => (await c.cmd('chardev-add', { id, backend })).error?.desc;
     expect(await add('pty0', { type: 'pty', data: {} })).toBe("chardev 'pty0' already exists");
-    expect(await add('x', { type: 'pyt', data: {} })).toBe("chardev 'x': unknown backend 'pyt'; did you mean 'pty'?");
+    expect(await add('x', { type: 'pyt', data: {} })).toBe("chardev 'x': unknown backend 'pyt'; did you mean 'pty'? (supported: null, ringbuf, file, pipe, pty, stdio, socket, hub)");
     expect(await add('1x', { type: 'pty', data: {} })).toBe("chardev id '1x' is invalid: it must start with a letter and contain only letters, digits, '-', '.' and '_'");
     expect(await add('x', { data: {} })).toBe("Parameter 'backend.type' is missing or not a string");
     expect(await add('x', { type: 'pty', data: [] })).toBe("Invalid parameter type for 'backend.data', expected: object");
@@ -376,17 +376,32 @@ describe('commands', () => {
     expect(target.vmConfig('vm0').devices.map((d) => d.id)).toEqual(['console', 'org.qemu.guest_agent.0']);
   });
 
-  it('device_add / device_del errors use the configuration rules', async () => {
+  it('device_add / device_del errors use the configuration rules, in QMP words (no --device syntax)', async () => {
     const { client } = await start();
     const c = await client();
     const e = async (cmd: string, args: Record<string, unknown>) => (await c.cmd(cmd, args)).error;
-    expect((await e('device_add', { driver: 'virtio-serial-port' })).desc).toBe("device_add 'virtio-serial-port': unknown driver 'virtio-serial-port' (expected virtconsole or virtserialport)");
+    expect((await e('device_add', { driver: 'virtio-serial-port' })).desc).toBe("'virtio-serial-port' is not a valid device model name (vhost-console adds virtconsole and virtserialport)");
+    expect((await e('device_add', { driver: 'virtserialprot' })).desc).toBe("'virtserialprot' is not a valid device model name (vhost-console adds virtconsole and virtserialport); did you mean 'virtserialport'?");
     expect((await e('device_add', { driver: 'virtserialport', chardev: 'pty0' })).desc).toBe("port 'port2': chardev 'pty0' is already used by hub 'hub0'");
-    expect((await e('device_add', { driver: 'virtserialport', nr: 0 })).desc).toBe("--device 'virtserialport,nr=0': nr 0 is reserved for a virtconsole (as in QEMU)");
-    expect((await e('device_add', { driver: 'virtserialport', nr: 31 })).desc).toBe("--device 'virtserialport,nr=31': nr 31 is out of range (0..30; see --max-ports)");
-    expect((await e('device_add', { driver: 'virtserialport', name: 'org.qemu.guest_agent.0' })).desc).toBe("--device 'virtserialport,name=org.qemu.guest_agent.0': name 'org.qemu.guest_agent.0' is already used by port 'org.qemu.guest_agent.0'");
-    expect((await e('device_add', { driver: 'virtserialport', bus: 'virtio-serial0.0' })).desc).toBe("Parameter 'bus' is unexpected");
+    expect((await e('device_add', { driver: 'virtserialport', nr: 0 })).desc).toBe('device_add (virtserialport): nr 0 is reserved for a virtconsole (as in QEMU)');
+    expect((await e('device_add', { driver: 'virtserialport', id: 'p9', nr: 31 })).desc).toBe("device 'p9': nr 31 is out of range (0..30: max-ports is 31)");
+    expect((await e('device_add', { driver: 'virtserialport', nr: 1 })).desc).toBe("device_add (virtserialport): nr 1 is already used by port 'org.qemu.guest_agent.0'");
+    expect((await e('device_add', { driver: 'virtserialport', id: 'console' })).desc).toBe("device 'console': device id 'console' is used twice");
+    expect((await e('device_add', { driver: 'virtserialport', name: 'org.qemu.guest_agent.0' })).desc).toBe("device_add (virtserialport): name 'org.qemu.guest_agent.0' is already used by port 'org.qemu.guest_agent.0'");
+    expect((await e('device_add', { driver: 'virtserialport', bus: 'pci.0' })).desc).toBe("device_add: bus 'pci.0' is a PCI bus: a virtserialport goes on a virtio-serial bus (e.g. 'virtio-serial0.0' for a controller with id=virtio-serial0)");
     expect(await e('device_del', { id: 'nope' })).toEqual({ class: 'DeviceNotFound', desc: "port 'nope' does not exist" });
+    for (const { desc } of [await e('device_add', { driver: 'virtserialport', nr: 0 }), await e('device_add', { driver: 'virtserialport', id: 'p9', nr: 31 })]) {
+      expect(desc).not.toMatch(/--device|--max-ports/);
+    }
+  });
+
+  it('device_add accepts bus= naming the VM\'s one virtio-serial bus, and refuses another controller\'s', async () => {
+    const { target, client } = await start();
+    const c = await client();
+    expect(await c.cmd('device_add', { driver: 'virtserialport', id: 'a', bus: 'virtio-serial0.0' })).toEqual({ return: {} });
+    expect(target.vmConfig('vm0').devices.find((d) => d.id === 'a')).toMatchObject({ bus: 'virtio-serial0.0' });
+    expect((await c.cmd('device_add', { driver: 'virtserialport', id: 'b', bus: 'virtio-serial1.0' })).error.desc).toBe(
+      "device 'b': bus 'virtio-serial1.0' is another virtio-serial controller than 'virtio-serial0.0' (port 'a'): vhost-console serves one virtio-serial device per VM; give the ports of another controller a VM of their own (a vm list in --config)");
   });
 
   it('ringbuf-write and ringbuf-read, utf8 and base64', async () => {
