@@ -1,6 +1,8 @@
 #include "core/console_device.h"
 
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 
 namespace vhc {
@@ -17,8 +19,7 @@ enum ControlEvent : uint16_t {
 constexpr unsigned kCtrlRx = 2, kCtrlTx = 3;
 constexpr size_t kControlHeader = 8;  // le32 id, le16 event, le16 value
 
-// Chains taken per service call before yielding to the event loop.
-constexpr unsigned kBatchChains(uint32_t queueSize) { return 2 * queueSize; }
+constexpr unsigned kEmergSource = 1000;  // limiter key of emergency writes (not a queue)
 // Guest output gathered per service call before it is handed over (bounds the memory one
 // wake-up can pin), and the most one buffer chain may carry: Linux writes at most 32 KiB per
 // port buffer and a page per console buffer, so a chain far beyond that is a hostile guest
@@ -128,23 +129,41 @@ bool ConsoleDevice::stats(uint32_t nr, PortStats& out) const {
 size_t ConsoleDevice::write(uint32_t nr, const uint8_t* data, size_t len) {
   Port* p = findPort(nr);
   if (!p || !p->guestOpen || !t_ || len == 0) return 0;
-  Virtqueue* q = t_->queue(rxQueueOf(nr));
+  unsigned index = rxQueueOf(nr);
+  Virtqueue* q = t_->queue(index);
   if (!q) {
     p->wantWritable = true;
     return 0;
   }
   size_t done = 0;
+  const uint64_t start = q->visited();
+  bool spent = false;
+  int r = 0;
   for (;;) {
-    int r = 0;
     while (done < len && (r = q->pop(chain_)) == 1) {
       size_t n = fillChain(chain_, data + done, len - done);
+      if (n == 0) {
+        // It would take nothing and cost a pop: a guest re-posting such buffers as fast as
+        // they come back would keep this write going for ever.
+        r = q->fault(strfmt("receive chain %u has no device-writable bytes", chain_.head));
+        break;
+      }
       q->push(chain_.head, static_cast<uint32_t>(n));
       done += n;
+      if (q->visited() - start >= kDescriptorBudget) {
+        spent = true;
+        break;
+      }
     }
-    if (r < 0 || done == len || !q->rearm()) break;
+    if (r < 0 || spent || done == len || !q->rearm()) break;
   }
+  if (r < 0) return done;  // the queue is broken: the connection is being ended
   q->flush();  // one used-index update and at most one interrupt per write
-  if (done < len) p->wantWritable = true;
+  if (done < len) {
+    p->wantWritable = true;
+    // Out of budget with buffers left: come back from the loop to report them writable.
+    if (spent) q->kickSelf();
+  }
   p->stats.toGuest += done;
   return done;
 }
@@ -181,7 +200,7 @@ bool ConsoleDevice::writeConfig(uint32_t offset, const uint8_t* data, uint32_t l
     for (auto& [nr, p] : ports_)
       if (p.console) { target = &p; break; }
   if (!target) {
-    log(LogLevel::Debug, "emergency write with no console port: dropped");
+    guestLog(kEmergSource, LogLevel::Debug, "emergency write with no console port: dropped");
     return true;
   }
   target->stats.fromGuest += 1;
@@ -192,13 +211,17 @@ bool ConsoleDevice::writeConfig(uint32_t offset, const uint8_t* data, uint32_t l
 // ---------------------------------------------------------------- connection life-cycle
 
 void ConsoleDevice::attach(DeviceTransport* transport) {
-  reset();
+  driverReady_ = false;
+  forgetPorts();
+  limiters_.clear();
   t_ = transport;
 }
 
 void ConsoleDevice::reset() {
-  driverReady_ = false;
-  forgetPorts();
+  // Nothing of the driver's view is dropped: a front-end resets the device when it stops it
+  // (QEMU's vhost_dev_stop may end with SET_STATUS 0) and the same guest driver goes on after
+  // the restart without announcing its ports again. A new driver announces itself with
+  // DEVICE_READY, which starts the ports over (handleControl); a new connection does too.
 }
 
 void ConsoleDevice::forgetPorts() {
@@ -250,17 +273,22 @@ void ConsoleDevice::drainOutput(unsigned index, Port* port) {
   // The console is never held: Linux busy-waits for each console buffer.
   if (port && port->paused && !port->console) return;
   Virtqueue* q = t_->queue(index);
-  unsigned budget = kBatchChains(q->size());
+  const uint64_t start = q->visited();
+  bool spent = false;
   uint64_t bytes = 0;
   int r = 0;
   for (;;) {
-    while (budget > 0 && (r = q->pop(chain_)) == 1) {
-      --budget;
+    while (!spent && (r = q->pop(chain_)) == 1) {
+      spent = q->visited() - start >= kDescriptorBudget;
       uint64_t chainBytes = 0;
       for (const Segment& s : chain_.segs) chainBytes += s.writable ? 0 : s.len;
       if (chainBytes > kMaxChainBytes)
         return t_->fail(strfmt("queue %u: chain %u carries %llu bytes, more than the %llu a console buffer may",
                                index, chain_.head, (unsigned long long)chainBytes, (unsigned long long)kMaxChainBytes));
+      if (chainBytes == 0) {
+        q->fault(strfmt("transmit chain %u carries no bytes", chain_.head));
+        return;
+      }
       for (const Segment& s : chain_.segs) {
         if (s.writable || !port) continue;  // data for a port that is gone is dropped
         port->stats.fromGuest += s.len;
@@ -268,22 +296,23 @@ void ConsoleDevice::drainOutput(unsigned index, Port* port) {
       }
       q->push(chain_.head, 0);
       bytes += chainBytes;
-      if (bytes >= kBatchBytes) budget = 0;
+      if (bytes >= kBatchBytes) spent = true;
     }
     if (r < 0) return;
     q->flush();
-    if (budget == 0) return q->kickSelf();
+    if (spent) return q->kickSelf();
     if (!q->rearm()) return;
   }
 }
 
 void ConsoleDevice::handleControlOutput() {
   Virtqueue* q = t_->queue(kCtrlTx);
-  unsigned budget = kBatchChains(q->size());
+  const uint64_t start = q->visited();
+  bool spent = false;
   int r = 0;
   for (;;) {
-    while (budget > 0 && (r = q->pop(chain_)) == 1) {
-      --budget;
+    while (!spent && (r = q->pop(chain_)) == 1) {
+      spent = q->visited() - start >= kDescriptorBudget;
       uint8_t msg[kControlHeader];
       size_t have = 0;
       for (const Segment& s : chain_.segs) {
@@ -292,9 +321,13 @@ void ConsoleDevice::handleControlOutput() {
         std::memcpy(msg + have, s.ptr, n);
         have += n;
       }
+      if (have == 0) {
+        q->fault(strfmt("control chain %u carries no bytes", chain_.head));
+        return;
+      }
       q->push(chain_.head, 0);
       if (have < sizeof msg) {
-        log(LogLevel::Warn, strfmt("control message of %zu bytes is shorter than %zu: ignored", have, sizeof msg));
+        guestLog(kCtrlTx, LogLevel::Warn, "control message of %zu bytes is shorter than %zu: ignored", have, sizeof msg);
         continue;
       }
       uint32_t id;
@@ -307,21 +340,34 @@ void ConsoleDevice::handleControlOutput() {
     }
     if (r < 0) return;
     q->flush();
-    if (budget == 0) return q->kickSelf();
+    if (spent) return q->kickSelf();
     if (!q->rearm()) return;
   }
+}
+
+void ConsoleDevice::guestLog(unsigned source, LogLevel level, const char* fmt, ...) {
+  uint64_t suppressed = 0;
+  if (!limiters_[source].admit(suppressed)) return;
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  std::string line = buf;
+  if (suppressed) line += strfmt(" (%llu similar messages suppressed)", (unsigned long long)suppressed);
+  log(level, line);
 }
 
 void ConsoleDevice::handleControl(uint32_t id, uint16_t event, uint16_t value) {
   Port* p = event == kDeviceReady ? nullptr : findPort(id);
   switch (event) {
     case kDeviceReady:
-      if (value != 1) return log(LogLevel::Error, "guest driver reports that device set-up failed (DEVICE_READY 0)");
+      if (value != 1) return guestLog(kCtrlTx, LogLevel::Error, "guest driver reports that device set-up failed (DEVICE_READY 0)");
       if (driverReady_) {
         // Linux sends DEVICE_READY once per probe: a second one is a new driver instance (the
         // guest rebooted behind a front-end that only stopped and restarted the rings), so the
         // old driver's port states and undelivered messages are stale.
-        log(LogLevel::Info, "guest driver initialised the device again: its ports start over");
+        guestLog(kCtrlTx, LogLevel::Info, "guest driver initialised the device again: its ports start over");
         forgetPorts();
       }
       driverReady_ = true;
@@ -329,8 +375,8 @@ void ConsoleDevice::handleControl(uint32_t id, uint16_t event, uint16_t value) {
       for (const auto& [nr, port] : ports_) sendControl(nr, kPortAdd, 1);
       return;
     case kPortReady:
-      if (!p) return log(LogLevel::Warn, strfmt("guest sent PORT_READY for unknown port %u", id));
-      if (value != 1) return log(LogLevel::Error, strfmt("guest failed to add port %u (PORT_READY 0)", id));
+      if (!p) return guestLog(kCtrlTx, LogLevel::Warn, "guest sent PORT_READY for unknown port %u", id);
+      if (value != 1) return guestLog(kCtrlTx, LogLevel::Error, "guest failed to add port %u (PORT_READY 0)", id);
       // The order QEMU uses: CONSOLE_PORT, PORT_NAME, PORT_OPEN; then the console's size,
       // which Linux only accepts once the port is a console.
       p->ready = true;
@@ -345,7 +391,7 @@ void ConsoleDevice::handleControl(uint32_t id, uint16_t event, uint16_t value) {
       events_.portReady(id);
       return;
     case kPortOpen: {
-      if (!p) return log(LogLevel::Warn, strfmt("guest sent PORT_OPEN for unknown port %u", id));
+      if (!p) return guestLog(kCtrlTx, LogLevel::Warn, "guest sent PORT_OPEN for unknown port %u", id);
       bool open = value != 0;
       if (p->guestOpen == open) return;
       p->guestOpen = open;
@@ -353,7 +399,7 @@ void ConsoleDevice::handleControl(uint32_t id, uint16_t event, uint16_t value) {
       return;
     }
     default:
-      return log(LogLevel::Debug, strfmt("ignored control event %u (value %u) for port %u", event, value, id));
+      return guestLog(kCtrlTx, LogLevel::Debug, "ignored control event %u (value %u) for port %u", event, value, id);
   }
 }
 
@@ -368,8 +414,8 @@ void ConsoleDevice::sendResize(const Port& port) {
 
 void ConsoleDevice::sendControl(uint32_t id, uint16_t event, uint16_t value, const uint8_t* extra, size_t extraLen) {
   if (control_.size() >= kMaxPendingControl) {
-    log(LogLevel::Error, strfmt("control queue full (%zu messages waiting for guest buffers): dropped event %u for port %u",
-                                control_.size(), event, id));
+    guestLog(kCtrlRx, LogLevel::Error, "control queue full (%zu messages waiting for guest buffers): dropped event %u for port %u",
+             control_.size(), event, id);
     return;
   }
   std::vector<uint8_t> msg(kControlHeader + extraLen);
@@ -384,19 +430,28 @@ void ConsoleDevice::sendControl(uint32_t id, uint16_t event, uint16_t value, con
 void ConsoleDevice::flushControl() {
   Virtqueue* q = t_ ? t_->queue(kCtrlRx) : nullptr;
   if (!q) return;  // sent when the guest posts control buffers
+  const uint64_t start = q->visited();
+  bool spent = false;
+  int r = 0;
   for (;;) {
-    int r = 0;
-    while (!control_.empty() && (r = q->pop(chain_)) == 1) {
+    while (!control_.empty() && !spent && (r = q->pop(chain_)) == 1) {
+      spent = q->visited() - start >= kDescriptorBudget;
       const std::vector<uint8_t>& msg = control_.front();
       size_t n = fillChain(chain_, msg.data(), msg.size());
+      if (n == 0) {
+        r = q->fault(strfmt("control receive chain %u has no device-writable bytes", chain_.head));
+        break;
+      }
       if (n < msg.size())
-        log(LogLevel::Warn, strfmt("control buffer of %zu bytes truncated a %zu-byte message", n, msg.size()));
+        guestLog(kCtrlRx, LogLevel::Warn, "control buffer of %zu bytes truncated a %zu-byte message", n, msg.size());
       q->push(chain_.head, static_cast<uint32_t>(n));
       control_.pop_front();
     }
-    if (r < 0 || control_.empty() || !q->rearm()) break;
+    if (r < 0 || spent || control_.empty() || !q->rearm()) break;
   }
+  if (r < 0) return;
   q->flush();
+  if (spent && !control_.empty()) q->kickSelf();  // the rest from a later loop turn
 }
 
 }  // namespace vhc

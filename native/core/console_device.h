@@ -38,6 +38,10 @@ class ConsoleDevice : public VhostUserDevice {
   static constexpr uint32_t kMaxPorts = 127;  // vhost-user queue indexes are 8 bits
   static constexpr size_t kMaxNameLen = 255;
   static constexpr size_t kMaxPendingControl = 4096;
+  // Descriptors one host write or one queue service may visit before it yields (counted by
+  // the queue, zero-length and indirect ones included): what one call costs is bounded by
+  // this plus one chain, whatever the queue size (vhost-user allows 32768).
+  static constexpr uint64_t kDescriptorBudget = 4096;
 
   ConsoleDevice(const ConsoleConfig& config, ConsoleEvents& events);
 
@@ -95,6 +99,9 @@ class ConsoleDevice : public VhostUserDevice {
   void sendResize(const Port& port);
   void flushControl();
   void log(LogLevel level, const std::string& msg) { events_.log(level, msg); }
+  // A line the guest can trigger at will: rate-limited per source (a queue index), with the
+  // count of what was suppressed on the next line let through.
+  void guestLog(unsigned source, LogLevel level, const char* fmt, ...) __attribute__((format(printf, 4, 5)));
 
   ConsoleConfig config_;
   ConsoleEvents& events_;
@@ -102,6 +109,7 @@ class ConsoleDevice : public VhostUserDevice {
   std::map<uint32_t, Port> ports_;
   bool driverReady_ = false;
   std::deque<std::vector<uint8_t>> control_;  // control messages waiting for guest buffers
+  std::map<unsigned, LogLimiter> limiters_;   // per source of guest-triggered log lines
   Chain chain_;                               // scratch, reused to avoid allocations
 };
 

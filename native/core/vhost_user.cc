@@ -275,8 +275,8 @@ bool VhostUserConnection::readMessages(std::string& reason, bool& error) {
       error = true;
       return false;
     }
-    if (r == Result::Failed) events_.log(LogLevel::Warn, strfmt("vhost-user %s failed: %s%s", name.c_str(), err.c_str(),
-                                                                 needReply ? " (failure reply sent)" : ""));
+    if (r == Result::Failed)
+      warn(strfmt("vhost-user %s failed: %s%s", name.c_str(), err.c_str(), needReply ? " (failure reply sent)" : ""));
   }
   return true;
 }
@@ -569,8 +569,8 @@ VhostUserConnection::Result VhostUserConnection::handleGetConfig(std::string& er
   uint32_t off = readAt<uint32_t>(payload_, 0), size = readAt<uint32_t>(payload_, 4);
   // The reply must be exactly 12 + size bytes; an empty reply tells the front-end it failed.
   if (size > kMaxConfig || off > device_.configSize() || size > device_.configSize() - off) {
-    events_.log(LogLevel::Warn, strfmt("vhost-user GET_CONFIG failed: offset %u size %u outside the %u-byte config "
-                                        "(empty reply sent)", off, size, device_.configSize()));
+    warn(strfmt("vhost-user GET_CONFIG failed: offset %u size %u outside the %u-byte config (empty reply sent)", off,
+                size, device_.configSize()));
     if (!reply(nullptr, 0)) return err = "cannot send the reply", Result::Fatal;
     return Result::Ok;
   }
@@ -591,6 +591,13 @@ VhostUserConnection::Result VhostUserConnection::handleSetConfig(std::string& er
   if (!device_.writeConfig(off, payload_.data() + 12, size))
     return err = strfmt("offset %u size %u is read-only", off, size), Result::Failed;
   return Result::Ok;
+}
+
+void VhostUserConnection::warn(const std::string& line) {
+  uint64_t suppressed = 0;
+  if (!warnLimit_.admit(suppressed)) return;
+  events_.log(LogLevel::Warn, suppressed ? line + strfmt(" (%llu similar messages suppressed)", (unsigned long long)suppressed)
+                                         : line);
 }
 
 bool VhostUserConnection::notifyConfigChange() {

@@ -107,6 +107,7 @@ class VhostUserConnection : public DeviceTransport {
   Result handleVringFd(Fds& fds, std::string& err);
   Result handleGetConfig(std::string& err);
   Result handleSetConfig(std::string& err);
+  void warn(const std::string& line);  // rate-limited
 
   const UniqueFd fd_;  // declared first: closed last, after everything it carried
   VhostUserDevice& device_;
@@ -122,6 +123,7 @@ class VhostUserConnection : public DeviceTransport {
   uint64_t acked_ = 0;
   uint64_t protocolAcked_ = 0;
   uint8_t status_ = 0;
+  LogLimiter warnLimit_;  // warn lines a front-end can trigger per message
   UniqueFd backendFd_;
 
   // The message being assembled: read exactly header then payload, so every fd that arrives
