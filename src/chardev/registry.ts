@@ -5,6 +5,7 @@
 // QEMU's `-chardev backend,id=x,key=value` syntax gives them.
 import { ConfigError } from '../errors.js';
 import { didYouMean } from '../config/suggest.js';
+import { parseBool } from '../config/keyval.js';
 import { Chardev, type CommonOptions, type MemberOptions } from './chardev.js';
 import { FileChardev } from './file.js';
 import { NullChardev } from './null.js';
@@ -60,8 +61,8 @@ class OptionReader {
   bool(key: string, dflt: boolean): boolean {
     const v = this.str(key);
     if (v === undefined) return dflt;
-    if (['on', 'yes', 'true'].includes(v)) return true;
-    if (['off', 'no', 'false'].includes(v)) return false;
+    const b = parseBool(v); // QEMU's spellings: on/off, yes/no, true/false, y/n
+    if (b !== undefined) return b;
     return this.fail(`option '${key}' must be on or off, not '${v}'`, key, v);
   }
 

@@ -7,7 +7,7 @@
 // - `,,` inside a value stands for one literal comma (QEMU's escape; there is no other).
 // - Keys are dotted paths of [A-Za-z0-9_-] fragments; a numeric last fragment makes a list
 //   (`chardevs.0=a,chardevs.1=b`), which `takeList` turns into an array.
-// - Booleans are on/off; yes/no and true/false are accepted too, as QEMU's own boolean
+// - Booleans are on/off; yes/no, true/false and y/n are accepted too, as QEMU's own boolean
 //   parser (qapi_bool_parse) accepts them. `parseBool` is the single place that decides.
 //
 // - An element without '=' after the first (`server`, `nowait`) is a *flag*: QEMU's QemuOpts
@@ -144,10 +144,11 @@ export function takeList(params: Map<string, string>, base: string): string[] {
   return out;
 }
 
-const TRUE = new Set(['on', 'yes', 'true']);
-const FALSE = new Set(['off', 'no', 'false']);
+// QEMU's qapi_bool_parse (qapi/qapi-util.c): exactly these, case-sensitive.
+const TRUE = new Set(['on', 'yes', 'true', 'y']);
+const FALSE = new Set(['off', 'no', 'false', 'n']);
 
-/** on/yes/true -> true, off/no/false -> false, anything else -> undefined (the caller names the key). */
+/** on/yes/true/y -> true, off/no/false/n -> false, anything else -> undefined (the caller names the key). */
 export function parseBool(value: string): boolean | undefined {
   if (TRUE.has(value)) return true;
   if (FALSE.has(value)) return false;

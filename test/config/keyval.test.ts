@@ -65,10 +65,12 @@ describe('parseKeyval', () => {
 });
 
 describe('booleans', () => {
-  it('accepts on/off, yes/no, true/false and nothing else', () => {
+  it("accepts on/off, yes/no, true/false, y/n (as QEMU's qapi_bool_parse) and nothing else", () => {
     for (const t of ['on', 'yes', 'true']) expect(parseBool(t)).toBe(true);
     for (const f of ['off', 'no', 'false']) expect(parseBool(f)).toBe(false);
-    for (const x of ['ON', '1', '0', 'y', '']) expect(parseBool(x)).toBeUndefined();
+    expect(parseBool('y')).toBe(true);
+    expect(parseBool('n')).toBe(false);
+    for (const x of ['ON', 'Yes', '1', '0', 'Y', '']) expect(parseBool(x)).toBeUndefined();
   });
 });
 
