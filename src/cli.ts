@@ -4,14 +4,30 @@
 import { ConfigError } from './errors.js';
 import { formatQemuArgs, helpText, packageVersion, parseArgs, qemuArgs } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { Daemon } from './daemon.js';
 import { sdNotify, startWatchdog } from './ops/systemd.js';
-import { rootLogger } from './log.js';
+import { checkStartup, Daemon, StartupError } from './daemon.js';
 
-function qemuBanner(config: Config): string {
+/**
+ * A qemu-system-x86_64 command line per VM that a user can paste as it is (the comment lines
+ * are shell comments): q35 with shared (memfd) guest memory of `memory`, and the device.
+ */
+function qemuBanner(config: Config, memory: string): string {
   return config.vms
-    .map((vm) => `# QEMU arguments for VM '${vm.id}' (QEMU >= 10.2; before 10.2 use the patched vhost-user-device-pci):\n${formatQemuArgs(qemuArgs(vm))}`)
+    .map((vm) => {
+      const args = qemuArgs(vm, { memory }).map((a) => (a === 'memory-backend=mem' ? 'q35,memory-backend=mem' : a));
+      return [
+        `# QEMU command line for VM '${vm.id}' (QEMU >= 10.2; before 10.2 use the patched vhost-user-device-pci);`,
+        '# add your own disk, kernel, network and display options (and -accel kvm where available):',
+        `qemu-system-x86_64 \\\n${formatQemuArgs(args)}`,
+      ].join('\n');
+    })
     .join('\n');
+}
+
+/** The start-up checks, printed once each; true if there was none. */
+function reportProblems(problems: string[]): boolean {
+  for (const p of problems) process.stderr.write(`vhost-console: ${p}\n`);
+  return problems.length === 0;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -34,8 +50,15 @@ async function main(argv: string[]): Promise<number> {
     case 'version':
       process.stdout.write(`vhost-console ${packageVersion()}\n`);
       return 0;
+    case 'check':
+      // Everything start-up checks, nothing created, locked or removed.
+      if (!reportProblems(checkStartup(parsed.config))) return 2;
+      process.stdout.write(`vhost-console: configuration OK (${parsed.config.vms.length} VM${parsed.config.vms.length === 1 ? '' : 's'})\n`);
+      return 0;
     case 'print-qemu-args':
-      process.stdout.write(`${qemuBanner(parsed.config)}\n`);
+      // A command line for a daemon that would not start helps nobody.
+      if (!reportProblems(checkStartup(parsed.config))) return 2;
+      process.stdout.write(`${qemuBanner(parsed.config, parsed.guestMemory)}\n`);
       return 0;
     case 'run':
       break;
@@ -50,9 +73,10 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`vhost-console: ${err.message}\nTry 'vhost-console --help' for more information.\n`);
       return 2;
     }
-    const message = err instanceof Error ? err.message : String(err);
-    rootLogger().fatal({ err: message }, 'start-up failed');
-    process.stderr.write(`vhost-console: ${message}\n`);
+    // Printed once, for a person (not again as a JSON log line); it names its VM, chardev or
+    // socket. Everything this start had opened or created is gone again.
+    if (err instanceof StartupError) reportProblems(err.problems);
+    else process.stderr.write(`vhost-console: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
 
@@ -62,7 +86,7 @@ async function main(argv: string[]): Promise<number> {
     lines.push(`vhost-console: VM '${vm.id}' listening on ${vm.config.socket}`);
     for (const p of vm.ptys()) lines.push(`vhost-console: chardev '${p.id}': pty ${p.path}${p.link ? ` (link ${p.link})` : ''}`);
   }
-  lines.push(qemuBanner(parsed.config), 'vhost-console: ready');
+  lines.push(qemuBanner(parsed.config, parsed.guestMemory), 'vhost-console: ready');
   process.stdout.write(`${lines.join('\n')}\n`);
   // Type=notify: every vhost-user socket and the control socket listen now.
   const vms = daemon.vms();

@@ -9,9 +9,15 @@ export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info'
 
 let root: Logger | undefined;
 
-/** The process-wide root logger; created on first use (level from VHOST_CONSOLE_LOG or 'info'). */
+/**
+ * The process-wide root logger; created on first use at 'info' (VHOST_CONSOLE_LOG when it names
+ * a level). The daemon sets the configured level at start (setLogLevel): --log-level, else the
+ * file's log-level, else VHOST_CONSOLE_LOG, whose bad value the CLI reports as an error.
+ */
 export function rootLogger(): Logger {
-  if (!root) root = pino({ level: process.env.VHOST_CONSOLE_LOG ?? 'info', base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
+  const env = process.env.VHOST_CONSOLE_LOG;
+  const level = env !== undefined && (LOG_LEVELS as readonly string[]).includes(env) ? env : 'info';
+  if (!root) root = pino({ level, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
   return root;
 }
 

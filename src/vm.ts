@@ -6,7 +6,7 @@
 // later without the port noticing. Configuration-level checks (ids, "in use", limits) were
 // done by the config layer before anything here runs; what is checked here is live state.
 import { EventEmitter } from 'node:events';
-import type { Chardev } from './chardev/chardev.js';
+import { named, type Chardev } from './chardev/chardev.js';
 import { chardevFromConfig, parseChardevOptions } from './chardev/registry.js';
 import { RingbufChardev } from './chardev/ringbuf.js';
 import { PtyChardev } from './chardev/pty.js';
@@ -18,6 +18,7 @@ import { StateError } from './errors.js';
 import { Hub } from './hub/hub.js';
 import { logger, type Logger } from './log.js';
 import { Port } from './port/port.js';
+import { claimSocketPath, type Claim } from './sys/paths.js';
 import { takeActivatedSocket } from './ops/systemd.js';
 
 interface PortEntry {
@@ -41,6 +42,7 @@ export class Vm extends EventEmitter {
   readonly #hubs = new Map<string, Hub>();
   readonly #ports = new Map<string, PortEntry>();
   #closed = false;
+  #socketClaim: Claim | undefined;
 
   private constructor(config: VmConfig) {
     super();
@@ -80,8 +82,11 @@ export class Vm extends EventEmitter {
   async open(): Promise<void> {
     const config = this.#config;
     try {
-      // Socket activation: systemd created the socket and owns its path.
+      // The vhost-user socket first: a second daemon with this configuration is refused
+      // before it touches any chardev path.
+      // Socket activation: systemd created the socket and owns its path; nothing to claim.
       const activated = takeActivatedSocket(config.socket);
+      if (activated === undefined) this.#socketClaim = claimSocketPath(config.socket, 'the vhost-user socket');
       for (const c of config.chardevs) {
         if (c.backend !== 'hub') await this.openChardev(c);
         // A `wait=on` server may hold start-up for long; a signal may close us meanwhile.
@@ -89,10 +94,16 @@ export class Vm extends EventEmitter {
       }
       for (const c of config.chardevs) if (c.backend === 'hub') this.buildHub(c);
       for (const p of config.devices) this.plugPort(p);
-      if (activated !== undefined) this.device.listenFd(activated.fd);
-      else this.device.listen();
+      try {
+        if (activated !== undefined) this.device.listenFd(activated.fd);
+        else this.device.listen();
+      } catch (err) {
+        throw named(err, 'the vhost-user socket');
+      }
+      this.#socketClaim?.created();
     } catch (err) {
-      await this.close();
+      // Undo exactly what this start did: its sockets, links, locks and the files it created.
+      await this.close({ undo: true });
       throw err;
     }
     this.#log.debug({ socket: config.socket, ports: config.devices.length }, 'ports wired');
@@ -117,14 +128,17 @@ export class Vm extends EventEmitter {
     for (const h of this.#hubs.values()) h.reopenLogs();
   }
 
-  async close(): Promise<void> {
+  /** Close everything; `undo` (a failed start) also removes the files this start created. */
+  async close(opts: { undo?: boolean } = {}): Promise<void> {
     this.#closed = true;
     for (const e of this.#ports.values()) e.port.close();
     this.#ports.clear();
     this.device.close();
-    for (const h of this.#hubs.values()) h.close();
+    this.#socketClaim?.release();
+    this.#socketClaim = undefined;
+    for (const h of this.#hubs.values()) h.close(opts);
     this.#hubs.clear();
-    await Promise.allSettled([...this.#chardevs.values()].map((c) => c.close()));
+    await Promise.allSettled([...this.#chardevs.values()].map((c) => c.close(opts)));
     this.#chardevs.clear();
   }
 

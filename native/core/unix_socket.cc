@@ -25,30 +25,14 @@ bool makeAddress(const std::string& path, sockaddr_un& addr, std::string& err) {
   return true;
 }
 
-// True if someone accepts connections on the socket file at `addr`.
-bool socketIsLive(const sockaddr_un& addr) {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return false;
-  return ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 || errno == EAGAIN;
-}
-
 }  // namespace
 
 UniqueFd listenUnixSocket(const std::string& path, unsigned mode, std::string& err) {
   sockaddr_un addr;
   if (!makeAddress(path, addr, err)) return {};
-  struct stat st;
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      err = strfmt("socket '%s': the path exists and is not a socket", path.c_str());
-      return {};
-    }
-    if (socketIsLive(addr)) {
-      err = strfmt("socket '%s' is in use by another process", path.c_str());
-      return {};
-    }
-    ::unlink(path.c_str());  // stale: left behind by a process that is gone
-  }
+  // Nothing is probed or removed here: the caller claimed the path first (src/sys/paths.ts:
+  // a lock beside it, a stale socket replaced, anything else refused without connecting to
+  // it). If something appeared since, bind() fails with EADDRINUSE and it stays untouched.
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) {
     err = strfmt("socket '%s': socket(): %s", path.c_str(), strerror(errno));

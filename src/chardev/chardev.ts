@@ -18,6 +18,7 @@ import { EventEmitter } from 'node:events';
 import { StateError } from '../errors.js';
 import { logger, type Logger } from '../log.js';
 import { ChardevLog } from './log.js';
+import { removeIfOurs } from '../sys/paths.js';
 
 export type MemberPolicy = 'lossless' | 'drop';
 
@@ -51,6 +52,8 @@ export abstract class Chardev extends EventEmitter {
   #record: ChardevLog | undefined;
   #started = false;
   #closed = false;
+  /** Files this chardev created (its output file, its logfile=): a failed start removes them. */
+  readonly #createdFiles: string[] = [];
 
   constructor(readonly id: string, readonly backend: string, readonly common: CommonOptions) {
     super();
@@ -110,12 +113,15 @@ export abstract class Chardev extends EventEmitter {
     if (this.#started) return;
     this.#started = true;
     try {
-      if (this.common.logfile) this.#record = new ChardevLog(this.common.logfile, this.common.logappend, this.common.timestamp);
+      if (this.common.logfile) {
+        this.#record = new ChardevLog(this.common.logfile, this.common.logappend, this.common.timestamp);
+        if (this.#record.created) this.noteCreated(this.common.logfile);
+      }
       await this.open();
     } catch (err) {
-      // Leave nothing half-open (a log fd, a listening socket) behind a failed start.
-      await this.close().catch(() => {});
-      throw err;
+      // Leave nothing behind a failed start: no fd, no socket, no file it created.
+      await this.close({ undo: true }).catch(() => {});
+      throw named(err, `chardev '${this.id}'`);
     }
   }
 
@@ -153,8 +159,15 @@ export abstract class Chardev extends EventEmitter {
     if (!this.#inputPaused) this.setReading(true);
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /**
+   * Release the OS objects (sockets and links it made are removed). `undo`: start-up failed,
+   * so the files it created (an output file, a logfile=) go too, if they are still ours.
+   */
+  async close(opts: { undo?: boolean } = {}): Promise<void> {
+    if (this.#closed) {
+      if (opts.undo) this.removeCreated();
+      return;
+    }
     this.#closed = true;
     this.#heldInput = [];
     try {
@@ -163,7 +176,17 @@ export abstract class Chardev extends EventEmitter {
       this.setConnected(false);
       this.#record?.close();
       this.#record = undefined;
+      if (opts.undo) this.removeCreated();
     }
+  }
+
+  /** Record a file this chardev created, for close({ undo: true }). */
+  protected noteCreated(path: string): void {
+    this.#createdFiles.push(path);
+  }
+
+  private removeCreated(): void {
+    for (const p of this.#createdFiles.splice(0)) if (removeIfOurs(p)) this.log.debug({ path: p }, 'removed a file this failed start created');
   }
 
   /** Open the OS object(s). */
@@ -197,4 +220,12 @@ export abstract class Chardev extends EventEmitter {
     this.log.warn({ err: err.message }, 'chardev failed; its output is discarded');
     this.emit('failed', err);
   }
+}
+
+/** An error that names its chardev (or port, or VM): `prefix: message` unless it already does. */
+export function named(err: unknown, prefix: string): Error {
+  const e = err instanceof Error ? err : new Error(String(err));
+  if (e.message.startsWith(prefix) || e.message.includes(`${prefix}:`)) return e;
+  e.message = `${prefix}: ${e.message}`;
+  return e;
 }

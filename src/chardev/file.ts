@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import { Chardev } from './chardev.js';
 import type { ChardevConfig, FileOptions } from './options.js';
 import { StreamLink } from './stream.js';
+import { openOutput } from '../sys/paths.js';
 
 export class FileChardev extends Chardev {
   #out: StreamLink | undefined;
@@ -15,8 +16,16 @@ export class FileChardev extends Chardev {
 
   protected open(): void {
     const { path, append, inputPath } = this.config;
-    // Open synchronously so a bad path is reported at start, naming the chardev.
-    this.#out = this.output(openOrExplain(this.id, path, append ? 'a' : 'w'));
+    // Open synchronously so a bad path is reported at start, naming the chardev. A file this
+    // start creates is removed again if start-up fails later (see Chardev.close).
+    let out: { fd: number; created: boolean };
+    try {
+      out = openOutput(path, append);
+    } catch (err) {
+      throw new Error(`chardev '${this.id}': cannot open '${path}': ${(err as Error).message}`);
+    }
+    if (out.created) this.noteCreated(path);
+    this.#out = this.output(out.fd);
     const inFd = inputPath !== undefined ? openOrExplain(this.id, inputPath, 'r') : undefined;
     if (inFd !== undefined) {
       // The end of the input file ends input only; output goes on.

@@ -2,13 +2,18 @@
 // synchronous like QEMU's, so the log is complete up to the last byte the guest sent even if
 // the process dies right after; with `timestamp=on` each line starts with the host time.
 import fs from 'node:fs';
+import { openOutput } from '../sys/paths.js';
 
 export class ChardevLog {
   #fd: number | undefined;
   #atLineStart = true;
+  /** This process created the file (a failed start-up removes it again). */
+  readonly created: boolean;
 
   constructor(readonly path: string, append: boolean, private readonly timestamp: boolean) {
-    this.#fd = fs.openSync(path, append ? 'a' : 'w', 0o640);
+    const { fd, created } = openOutput(path, append);
+    this.#fd = fd;
+    this.created = created;
   }
 
   write(data: Uint8Array): void {

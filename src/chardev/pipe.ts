@@ -9,6 +9,7 @@ import { Chardev } from './chardev.js';
 import { openOrExplain } from './file.js';
 import type { ChardevConfig, PipeOptions } from './options.js';
 import { StreamLink } from './stream.js';
+import { checkFifo } from '../sys/paths.js';
 
 export class PipeChardev extends Chardev {
   #link: StreamLink | undefined;
@@ -27,6 +28,8 @@ export class PipeChardev extends Chardev {
   protected open(): void {
     const [inPath, outPath] = PipeChardev.paths(this.config.path);
     const fifo = (path: string) => {
+      // Looked at before it is opened: opening some files has effects (a tape rewinds).
+      checkFifo(path, `chardev '${this.id}'`);
       const fd = openOrExplain(this.id, path, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
       if (!fs.fstatSync(fd).isFIFO()) {
         fs.closeSync(fd);

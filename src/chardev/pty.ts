@@ -10,6 +10,7 @@
 // back from the master on a timer: no signal reaches the master side when it changes.
 import fs from 'node:fs';
 import * as libc from '../sys/libc.js';
+import { claimLinkPath, PathError, type Claim } from '../sys/paths.js';
 import { Chardev } from './chardev.js';
 import type { ChardevConfig, PtyOptions } from './options.js';
 import { streamFromFd } from './fd-stream.js';
@@ -24,6 +25,7 @@ export class PtyChardev extends Chardev {
   #link: StreamLink | undefined;
   #timer: NodeJS.Timeout | undefined;
   #size: libc.WinSize | undefined;
+  #claim: Claim | undefined;
 
   constructor(readonly config: ChardevConfig<PtyOptions>) {
     super(config.id, 'pty', config.common);
@@ -56,14 +58,17 @@ export class PtyChardev extends Chardev {
   }
 
   private link(path: string): void {
-    // A symlink left by an earlier run is replaced; anything else is the user's file.
-    const st = fs.lstatSync(path, { throwIfNoEntry: false });
-    if (st && !st.isSymbolicLink()) {
+    // A dangling link to /dev/pts/N left by an earlier run is replaced; a live one (another
+    // vhost-console's lock, or a terminal that exists) and anything else are left untouched.
+    try {
+      this.#claim = claimLinkPath(path, `chardev '${this.id}'`);
+      fs.symlinkSync(this.#slavePath, path);
+      this.#claim.created();
+    } catch (err) {
       this.shutdown();
-      throw new Error(`chardev '${this.id}': path '${path}' exists and is not a symlink`);
+      if (err instanceof PathError) throw err;
+      throw new Error(`chardev '${this.id}': cannot create the pty link '${path}' -> ${this.#slavePath}: ${(err as Error).message}`);
     }
-    if (st) fs.unlinkSync(path);
-    fs.symlinkSync(this.#slavePath, path);
   }
 
   private poll(): void {
@@ -107,9 +112,8 @@ export class PtyChardev extends Chardev {
     this.#link = undefined;
     if (this.#master >= 0) libc.close(this.#master);
     this.#master = -1;
-    const path = this.config.path;
-    if (path !== undefined && fs.lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink()) {
-      if (fs.readlinkSync(path) === this.#slavePath) fs.unlinkSync(path);
-    }
+    // The link goes only if it is still the one this process made; then the lock beside it.
+    this.#claim?.release();
+    this.#claim = undefined;
   }
 }

@@ -12,6 +12,7 @@ import { Chardev } from './chardev.js';
 import type { ChardevConfig, SocketOptions } from './options.js';
 import { StreamLink } from './stream.js';
 import * as libc from '../sys/libc.js';
+import { claimSocketPath, type Claim } from '../sys/paths.js';
 import { TELNET_GREETING, TelnetFilter, telnetEscape } from './telnet.js';
 
 /** How often a paused connection is checked for a departed client. */
@@ -23,6 +24,7 @@ export class SocketChardev extends Chardev {
   #hangupTimer: NodeJS.Timeout | undefined;
   #retry: NodeJS.Timeout | undefined;
   #firstClient: (() => void) | undefined;
+  #claim: Claim | undefined;
 
   constructor(readonly config: ChardevConfig<SocketOptions>) {
     super(config.id, 'socket', config.common);
@@ -46,12 +48,9 @@ export class SocketChardev extends Chardev {
 
   private async listen(): Promise<void> {
     const a = this.config.address;
-    if (a.type === 'unix') {
-      // A stale socket from an earlier run is replaced (QEMU unlinks too); any other file is kept.
-      const st = fs.lstatSync(a.path, { throwIfNoEntry: false });
-      if (st && !st.isSocket()) throw new Error(`chardev '${this.id}': path '${a.path}' exists and is not a socket`);
-      if (st) fs.unlinkSync(a.path);
-    }
+    // A stale socket from an earlier run is replaced; a live one (another vhost-console's lock,
+    // or any process listening on it) and any other file are refused and left untouched.
+    if (a.type === 'unix') this.#claim = claimSocketPath(a.path, `chardev '${this.id}'`);
     const server = net.createServer({ noDelay: this.config.nodelay }, (sock) => this.accept(sock));
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
@@ -59,6 +58,7 @@ export class SocketChardev extends Chardev {
       if (a.type === 'unix') server.listen(a.path, resolve);
       else server.listen(a.port, a.host, resolve);
     });
+    this.#claim?.created();
     server.on('error', (err) => this.log.warn({ err: err.message }, 'server error'));
     if (a.type === 'unix') fs.chmodSync(a.path, this.config.mode);
     this.log.debug({ address: this.where }, 'listening');
@@ -173,7 +173,8 @@ export class SocketChardev extends Chardev {
     const server = this.#server;
     this.#server = undefined;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-    const a = this.config.address;
-    if (this.config.server && a.type === 'unix') fs.rmSync(a.path, { force: true });
+    // Only the socket this process made is removed (Node unlinks it on close too), then the lock.
+    this.#claim?.release();
+    this.#claim = undefined;
   }
 }

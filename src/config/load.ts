@@ -30,7 +30,11 @@ export type ParsedCli =
   | { action: 'version' }
   /** 'print-qemu-args': print qemuArgs() for every VM and exit. `usedDefault`: no VM was configured, the embedded default is in use.
    *  `warnings`: accepted but deprecated spellings (QEMU's short-form booleans), for the caller to print. */
-  | { action: 'run' | 'print-qemu-args'; config: Config; usedDefault: boolean; warnings: string[] };
+  /** 'check': run every start-up check and exit. `guestMemory`: --guest-memory, for the printed QEMU arguments. */
+  | { action: 'run' | 'print-qemu-args' | 'check'; config: Config; usedDefault: boolean; warnings: string[]; guestMemory: string };
+
+/** Guest memory in the printed QEMU arguments when --guest-memory is not given. */
+export const DEFAULT_GUEST_MEMORY = '1G';
 
 interface Flag { name: string; metavar?: string; help: string; scope: 'vm' | 'global' | 'action'; repeat?: boolean }
 
@@ -48,7 +52,9 @@ const FLAGS: Flag[] = [
   { name: 'control', metavar: 'PATH', scope: 'global', help: 'serve the QMP-shaped control API on this unix socket' },
   { name: 'control-mode', metavar: 'OCTAL', scope: 'global', help: 'permission bits of the control socket (default 0600)' },
   { name: 'log-level', metavar: 'LEVEL', scope: 'global', help: `${LOG_LEVELS.join('|')} (default info)` },
-  { name: 'print-qemu-args', scope: 'action', help: 'print the QEMU arguments for each VM and exit' },
+  { name: 'guest-memory', metavar: 'SIZE', scope: 'global', help: 'guest memory in the printed QEMU command line, e.g. 512M, 2G (default 1G)' },
+  { name: 'print-qemu-args', scope: 'action', help: 'check the configuration as start-up would, print a qemu-system-x86_64 command line for each VM and exit (2 on errors)' },
+  { name: 'check', scope: 'action', help: 'run every start-up check (options, files, sockets) without creating anything; exit 0, or 2 with the errors' },
   { name: 'help', scope: 'action', help: 'show this help and exit' },
   { name: 'version', scope: 'action', help: 'show the version and exit' },
 ];
@@ -96,7 +102,7 @@ type Fields = {
   id?: string; socket?: string; socketMode?: number; maxPorts?: number; multiport?: boolean;
   consoleSize?: ConsoleSize; resizeOrder?: ResizeOrder; chardevs: ChardevConfig[]; devices: PortDraft[];
 };
-type Globals = { logLevel?: LogLevel; control?: string; controlMode?: number };
+type Globals = { logLevel?: LogLevel; control?: string; controlMode?: number; guestMemory?: string };
 
 const bad = (label: string, value: unknown, what: string): never => {
   const shown = typeof value === 'string' ? `'${value}'` : JSON.stringify(value);
@@ -217,6 +223,13 @@ function setGlobalKey(g: Globals, key: string, v: unknown, label: string): void 
       } else g.control = path(v, label);
       break;
     case 'control-mode': g.controlMode = mode(v, label); break;
+    case 'guest-memory': {
+      const m = str(v, label);
+      // QEMU's -m: a number with an optional suffix K, M, G, T.
+      if (!/^[1-9]\d*[KMGT]?$/i.test(m)) bad(label, v, 'must be a size like 512M or 2G');
+      g.guestMemory = m.toUpperCase();
+      break;
+    }
     default: throw new Error(`internal: unhandled global key ${key}`);
   }
 }
@@ -224,10 +237,10 @@ function setGlobalKey(g: Globals, key: string, v: unknown, label: string): void 
 // ---------------------------------------------------------------------------------------
 // argv
 
-interface Argv { vm: Fields; vmKeys: Set<string>; globals: Globals; config?: string; printQemuArgs: boolean; help: boolean; version: boolean }
+interface Argv { vm: Fields; vmKeys: Set<string>; globals: Globals; config?: string; printQemuArgs: boolean; check: boolean; help: boolean; version: boolean }
 
 function scanArgv(argv: readonly string[]): Argv {
-  const out: Argv = { vm: { chardevs: [], devices: [] }, vmKeys: new Set(), globals: {}, printQemuArgs: false, help: false, version: false };
+  const out: Argv = { vm: { chardevs: [], devices: [] }, vmKeys: new Set(), globals: {}, printQemuArgs: false, check: false, help: false, version: false };
   const seen = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -253,6 +266,7 @@ function scanArgv(argv: readonly string[]): Argv {
       if (value !== undefined) throw new ConfigError(`${label} takes no value (got '${value}')`, label, value);
       if (name === 'help') out.help = true;
       else if (name === 'version') out.version = true;
+      else if (name === 'check') out.check = true;
       else out.printQemuArgs = true;
       continue;
     }
@@ -281,11 +295,13 @@ export function parseArgs(argv: readonly string[]): ParsedCli {
   }
   warnings = [];
   const a = scanArgv(argv);
-  const action = a.printQemuArgs ? 'print-qemu-args' : 'run';
+  if (a.check && a.printQemuArgs) throw new ConfigError('--check and --print-qemu-args exclude each other (--print-qemu-args checks too)', '--check', '');
+  const action = a.check ? 'check' : a.printQemuArgs ? 'print-qemu-args' : 'run';
   if (a.config === undefined && a.vmKeys.size === 0) {
     // Nothing configured: the embedded default, with the given globals on top.
     const d = scanArgv(DEFAULT_ARGV);
-    return { action, config: build([topDraft(d.vm, 'the default configuration')], { ...d.globals, ...a.globals }), usedDefault: true, warnings };
+    const g = { ...d.globals, ...a.globals };
+    return { action, config: build([topDraft(d.vm, 'the default configuration')], g), usedDefault: true, warnings, guestMemory: g.guestMemory ?? DEFAULT_GUEST_MEMORY };
   }
   const file = a.config === undefined ? undefined : readConfigFile(a.config);
   const top: Fields = { chardevs: [], devices: [] };
@@ -299,7 +315,8 @@ export function parseArgs(argv: readonly string[]): ParsedCli {
   if (a.vmKeys.size > 0 || file?.hasTop) drafts.push(topDraft(top, a.config === undefined ? 'the command line' : `the command line or ${a.config}`));
   drafts.push(...(file?.vms ?? []));
   if (drafts.length === 0) throw new ConfigError(`${a.config}: no VM is configured (give socket, chardev, device at the top level or a vm list)`, '--config', a.config);
-  return { action, config: build(drafts, { ...file?.globals, ...a.globals }), usedDefault: false, warnings };
+  const g = { ...file?.globals, ...a.globals };
+  return { action, config: build(drafts, g), usedDefault: false, warnings, guestMemory: g.guestMemory ?? DEFAULT_GUEST_MEMORY };
 }
 
 function camel(key: string): string {
@@ -320,7 +337,17 @@ function build(drafts: VmDraft[], g: Globals): Config {
   let control: ControlConfig | undefined;
   if (g.control !== undefined) control = g.controlMode === undefined ? { path: g.control } : { path: g.control, mode: g.controlMode };
   else if (g.controlMode !== undefined) throw new ConfigError('--control-mode is given without --control', '--control-mode', g.controlMode.toString(8));
-  return finishConfig(g.logLevel ?? 'info', vms, control);
+  return finishConfig(g.logLevel ?? envLogLevel() ?? 'info', vms, control);
+}
+
+/** VHOST_CONSOLE_LOG: the log level when neither --log-level nor the file's log-level gives one. */
+export function envLogLevel(env: NodeJS.ProcessEnv = process.env): LogLevel | undefined {
+  const v = env.VHOST_CONSOLE_LOG;
+  if (v === undefined || v === '') return undefined;
+  if (!(LOG_LEVELS as readonly string[]).includes(v)) {
+    throw new ConfigError(`VHOST_CONSOLE_LOG: '${v}' is not a log level (${LOG_LEVELS.join(', ')})${didYouMean(v, LOG_LEVELS)}; --log-level overrides it`, 'VHOST_CONSOLE_LOG', v);
+  }
+  return v as LogLevel;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import { ConfigError, StateError } from '../errors.js';
 import { logger, type Logger } from '../log.js';
 import { HubMember, type MemberSettings, type MemberStats } from './member.js';
 import { OutputQueue } from './output-queue.js';
+import { removeIfOurs } from '../sys/paths.js';
 
 export const DEFAULT_MAX_MEMBERS = 64;
 /** Slack of a `drop` member when none is configured: a few screens of a busy boot log. */
@@ -259,10 +260,11 @@ export class Hub extends EventEmitter {
     }
   }
 
-  /** Detach every member (the chardevs stay open) and close the hub's log. */
-  close(): void {
+  /** Detach every member (the chardevs stay open) and close the hub's log; `undo` (a failed start) removes the log if this hub created it. */
+  close(opts: { undo?: boolean } = {}): void {
     for (const id of [...this.#members.keys()]) this.detach(id);
     this.#record?.close();
+    if (opts.undo && this.#record?.created) removeIfOurs(this.#record.path);
   }
 
   /** Send what a member has not had yet, until it is done or would block. */

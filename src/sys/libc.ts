@@ -17,10 +17,17 @@ const c = {
   dup: libc.func('int dup(int fd)'),
   close: libc.func('int close(int fd)'),
   strerror: libc.func('const char *strerror(int errnum)'),
+  flock: libc.func('int flock(int fd, int operation)'),
 };
 
 const TIOCGWINSZ = 0x5413;
 const TIOCSWINSZ = 0x5414;
+const FIONREAD = 0x541b;
+const LOCK_SH = 1;
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const LOCK_UN = 8;
+const EWOULDBLOCK = 11;
 const TCSANOW = 0;
 const POLLHUP = 0x10;
 /** sizeof(struct termios) in glibc: 4 flag words, c_line, c_cc[32], 2 speeds (+ padding). */
@@ -113,6 +120,31 @@ export function pollHangup(fd: number): boolean {
   pfd.writeInt16LE(0, 4); // POLLHUP is always reported, no need to ask for it
   check(c.poll(pfd, 1, 0) as number, 'poll', `fd ${fd}`);
   return (pfd.readInt16LE(6) & POLLHUP) !== 0;
+}
+
+/**
+ * Bytes waiting to be read in a socket, pipe or pty master (FIONREAD): input the daemon has
+ * not read yet. -1 when the fd cannot tell.
+ */
+export function bytesReadable(fd: number): number {
+  const n = Buffer.alloc(4);
+  if ((c.ioctl(fd, FIONREAD, 'uint8_t *', n) as number) < 0) return -1;
+  return n.readInt32LE(0);
+}
+
+/**
+ * flock(2) without waiting: true if taken, false if another open file description holds a
+ * conflicting lock. `shared` takes LOCK_SH (enough to test for an exclusive holder).
+ */
+export function tryFlock(fd: number, shared = false): boolean {
+  if ((c.flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) as number) === 0) return true;
+  const errno = koffi.errno();
+  if (errno === EWOULDBLOCK) return false;
+  throw new SysError('flock', errno, `fd ${fd}`);
+}
+
+export function unflock(fd: number): void {
+  check(c.flock(fd, LOCK_UN) as number, 'flock(LOCK_UN)', `fd ${fd}`);
 }
 
 export function mkfifo(path: string, mode = 0o600): void {

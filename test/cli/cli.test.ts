@@ -104,7 +104,7 @@ describe('--print-qemu-args', () => {
   });
 
   it('num_vqs=2 with --multiport off', () => {
-    const r = runCli(['--socket', '/nonexistent/vm.sock', '--multiport', 'off', '--chardev', 'null,id=n', '--device', 'virtconsole,chardev=n', '--print-qemu-args']);
+    const r = runCli(['--socket', `${dir()}/vm.sock`, '--multiport', 'off', '--chardev', 'null,id=n', '--device', 'virtconsole,chardev=n', '--print-qemu-args']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/virtio-id=3,num_vqs=2,config_size=12/);
   });

@@ -4,7 +4,7 @@
 // by the integration tests, which use the test front-end.
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, existsSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -136,29 +136,40 @@ describe('socket file', () => {
     expect(statSync(join(dir, 'b.sock')).mode & 0o777).toBe(0o660);
   });
 
-  it('replaces a stale socket file and refuses a live one', async () => {
+  // The native listen neither connects to nor removes what is at its path: the daemon claims
+  // the path first (src/sys/paths.ts: lock file, /proc/net/unix, stale socket replaced).
+  it('refuses a live socket without connecting to it, and a stale one without removing it', async () => {
     const path = join(dir, 'vu.sock');
     const live = net.createServer();
+    let probes = 0;
+    live.on('connection', (s) => { probes++; s.destroy(); });
     live.listen(path);
     await once(live, 'listening');
     const d = device();
     expect(() => d.listen()).toThrow(StateError);
-    expect(() => d.listen()).toThrow(`socket '${path}' is in use by another process`);
+    expect(() => d.listen()).toThrow(`socket '${path}': bind: Address already in use`);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(probes).toBe(0);
     live.close();
     await once(live, 'close');
     // A stale socket: its listener was killed, so the file stays and nobody accepts on it.
     const killed = spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`]);
     expect(killed.signal).toBe('SIGKILL');
-    expect(statSync(path).isSocket()).toBe(true);
+    const ino = statSync(path).ino;
+    expect(() => d.listen()).toThrow(/bind: Address already in use/);
+    expect(statSync(path).ino).toBe(ino);
+    // Once the caller removed it, listen() works.
+    unlinkSync(path);
     d.listen();
     const raw = await Raw.connect(path);
     expect(await raw.u64(1)).toBeGreaterThan(0n);
     raw.end();
   });
 
-  it('refuses a path that is not a socket', () => {
+  it('refuses a path that is not a socket, and leaves the file alone', () => {
     writeFileSync(join(dir, 'vu.sock'), 'precious');
-    expect(() => device().listen()).toThrow(/is not a socket/);
+    expect(() => device().listen()).toThrow(/bind: Address already in use/);
+    expect(readFileSync(join(dir, 'vu.sock'), 'utf8')).toBe('precious');
   });
 });
 
