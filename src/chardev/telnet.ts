@@ -16,7 +16,10 @@ export const TELNET_GREETING = Buffer.from([IAC, WILL, ECHO, IAC, WILL, SGA, IAC
 export function telnetEscape(data: Uint8Array): Uint8Array {
   if (!data.includes(IAC)) return data;
   const out: number[] = [];
-  for (const b of data) b === IAC ? out.push(IAC, IAC) : out.push(b);
+  for (const b of data) {
+    if (b === IAC) out.push(IAC, IAC);
+    else out.push(b);
+  }
   return Buffer.from(out);
 }
 

@@ -400,7 +400,7 @@ export function finishVm(draft: VmDraft, opts: FinishOptions = {}): VmConfig {
   checkId('vm', draft.id);
   if (draft.socket === undefined || draft.socket === '') fail('no vhost-user socket path (--socket PATH)', '--socket', '');
   const multiport = draft.multiport ?? true;
-  let maxPorts = draft.maxPorts ?? (multiport ? DEFAULT_MAX_PORTS : 1);
+  const maxPorts = draft.maxPorts ?? (multiport ? DEFAULT_MAX_PORTS : 1);
   if (!Number.isInteger(maxPorts) || maxPorts < 1 || maxPorts > MAX_MAX_PORTS) fail(`--max-ports: ${maxPorts} is out of range (1..${MAX_MAX_PORTS})`, '--max-ports', String(maxPorts));
   if (!multiport && maxPorts !== 1) fail(`--max-ports: ${maxPorts} conflicts with --multiport off, which has exactly one port`, '--max-ports', String(maxPorts));
   const consoleSize = draft.consoleSize ?? DEFAULT_CONSOLE_SIZE;
@@ -563,6 +563,7 @@ function checkPortName(name: string, fail: (message: string) => never): void {
 }
 
 /** How a message names the port at fault: `--device 'TEXT'`, or the label the caller gave (QMP). */
+  // eslint-disable-next-line no-control-regex -- control characters are what this rejects
 function labelOf(d: PortDraft): string {
   return d.label ?? `--device '${d.source ?? describePort(d)}'`;
 }

@@ -24,7 +24,7 @@ export interface CommandContext {
 
 interface Command {
   args: ArgSpec;
-  run(args: Args, ctx: CommandContext): Promise<unknown> | unknown;
+  run(args: Args, ctx: CommandContext): unknown;
 }
 
 const opt = (type: ArgType) => ({ type, optional: true });
@@ -112,7 +112,7 @@ function hubChange(cfg: VmConfig, args: Args, attach: boolean): { change: HubCha
   const chardev = args.chardev as string;
   if ((args.port === undefined) === (args.hub === undefined)) throw new ConfigError("give exactly one of 'port' and 'hub'", args.port === undefined ? 'port' : 'hub');
   let chardevs = cfg.chardevs.map((c) => ({ ...c, ...(c.members ? { members: [...c.members] } : {}) }));
-  let devices = cfg.devices.map((d) => ({ ...d }));
+  const devices = cfg.devices.map((d) => ({ ...d }));
   let hub: ChardevConfig | undefined;
   let port = typeof args.port === 'string' ? devices.find((d) => d.id === args.port) : undefined;
   let created = false;
@@ -192,7 +192,7 @@ export const COMMANDS: Record<string, Command> = {
 
   'query-vms': {
     args: {},
-    run: ({}, { target }) => target.vmIds().map((id) => {
+    run: (_args, { target }) => target.vmIds().map((id) => {
       const c = target.vmConfig(id);
       return { id, socket: c.socket, 'max-ports': c.maxPorts, multiport: c.multiport, 'console-size': { ...c.consoleSize } };
     }),
@@ -276,7 +276,7 @@ export const COMMANDS: Record<string, Command> = {
         throw new ConfigError(`'${driver}' is not a valid device model name (vhost-console adds virtconsole and virtserialport)${didYouMean(driver, PORT_DRIVERS)}`, 'driver', driver);
       }
       const params = new Map<string, string>();
-      for (const key of ['id', 'chardev', 'name', 'nr', 'bus'] as const) if (args[key] !== undefined) params.set(key, String(args[key]));
+      for (const key of ['id', 'chardev', 'name', 'nr', 'bus'] as const) if (args[key] !== undefined) params.set(key, String(args[key] as string | number)); // checkArgs checked the types
       const draft = portFromParams(driver, params, 'device_add');
       draft.label = typeof args.id === 'string' ? `device '${args.id}'` : `device_add (${driver})`;
       const cfg = next(target, vm, (c) => ({ ...c, devices: [...c.devices, draft] }));

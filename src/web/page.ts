@@ -35,6 +35,7 @@ export function indexPage(ports: IndexPort[], role: Role, version: string): stri
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>vhost-console</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/assets/console.css"></head>
 <body class="index"><h1>vhost-console ${esc(version)}</h1>
 <p class="muted">You are ${role === 'read-write' ? 'allowed to type (read-write)' : 'a read-only viewer'}.</p>
@@ -48,6 +49,7 @@ export function consolePage(p: { vm: string; id: string; name?: string }): strin
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/assets/xterm.css">
 <link rel="stylesheet" href="/assets/console.css"></head>
 <body class="console" data-vm="${esc(p.vm)}" data-port="${esc(p.id)}">

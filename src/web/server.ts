@@ -143,7 +143,15 @@ export class WebServer {
     this.#o = opts;
     this.#tokens = opts.tokens ?? (opts.tokenFile !== undefined ? readTokenFile(opts.tokenFile) : generateTokens());
     this.#assets = assetTable();
-    const handler = (req: IncomingMessage, res: ServerResponse) => this.#request(req, res);
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      // Whatever a request holds, it must not take the daemon down.
+      try {
+        this.#request(req, res);
+      } catch (err) {
+        this.#log.warn({ err: (err as Error).message }, 'web request failed');
+        this.#reply(res, 500, 'internal error');
+      }
+    };
     if (opts.cert !== undefined && opts.key !== undefined) {
       this.#http = createHttpsServer({ cert: readPem(opts.cert, '--web-cert'), key: readPem(opts.key, '--web-key') }, handler);
     } else {
@@ -152,7 +160,14 @@ export class WebServer {
     this.#http.maxConnections = MAX_CONNECTIONS;
     this.#http.headersTimeout = 10_000;
     this.#http.requestTimeout = 30_000;
-    this.#http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
+    this.#http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      try {
+        this.#upgrade(req, socket, head);
+      } catch (err) {
+        this.#log.warn({ err: (err as Error).message }, 'web socket upgrade failed');
+        socket.destroy();
+      }
+    });
     this.#http.on('clientError', (_err, socket: Duplex) => socket.destroy());
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE, perMessageDeflate: false });
   }
@@ -293,7 +308,7 @@ export class WebServer {
       if (role === undefined) return this.#reply(res, 401, 'a valid token is required: use a URL the daemon printed at start, or query-web');
       if (u.pathname === '/') return this.#html(res, indexPage(this.#indexPorts(role), role, this.#o.version));
       const m = /^\/vm\/([^/]+)\/port\/([^/]+)$/.exec(u.pathname);
-      const st = m ? this.#ports.get(key(decodeURIComponent(m[1]!), decodeURIComponent(m[2]!))) : undefined;
+      const st = m ? this.#ports.get(key(decode(m[1]!), decode(m[2]!))) : undefined;
       if (!st) return this.#reply(res, 404, 'no such console port (the index lists them)');
       this.#html(res, consolePage({ vm: st.port.vm, id: st.port.id, ...(st.port.name !== undefined && { name: st.port.name }) }));
     }, () => res.destroy());
@@ -307,14 +322,16 @@ export class WebServer {
     const t = this.#throttle.fail(addr);
     this.#log.info({ remote: addr, path: parseUrl(req.url)?.pathname, token: token === null ? 'none' : 'wrong' }, 'web request refused: bad token');
     if (t === undefined) return drop();
+    const onClose = () => {
+      clearTimeout(timer);
+      t.done();
+    };
     const timer = setTimeout(() => {
+      req.socket.off('close', onClose);
       t.done();
       then(undefined);
     }, t.delayMs);
-    req.socket.once('close', () => {
-      clearTimeout(timer);
-      t.done();
-    });
+    req.socket.once('close', onClose);
   }
 
   #indexPorts(role: Role): IndexPort[] {
@@ -396,7 +413,7 @@ export class WebServer {
     }
     this.#authorize(req, u.searchParams.get('token'), (role) => {
       if (role === undefined) return refuse(401, 'Unauthorized');
-      const st = this.#ports.get(key(decodeURIComponent(m[1]!), decodeURIComponent(m[2]!)));
+      const st = this.#ports.get(key(decode(m[1]!), decode(m[2]!)));
       if (!st) return refuse(404, 'Not Found');
       this.#wss.handleUpgrade(req, socket, head, (ws) => this.#connect(ws, st, role, req));
     }, () => socket.destroy());
@@ -572,6 +589,15 @@ export class WebServer {
 
 function pagePath(vm: string, port: string): string {
   return `/vm/${encodeURIComponent(vm)}/port/${encodeURIComponent(port)}`;
+}
+
+/** A path segment, or '' (matching nothing) when its escapes are malformed. */
+function decode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return '';
+  }
 }
 
 function parseUrl(url: string | undefined): URL | undefined {

@@ -9,7 +9,10 @@ import { FakeConsole, startServer, TOKENS } from './harness.js';
 let server: WebServer | undefined;
 const sockets: WebSocket[] = [];
 afterEach(async () => {
-  for (const s of sockets.splice(0)) s.terminate();
+  for (const s of sockets.splice(0)) {
+    s.on('error', () => {}); // terminate() on a socket still connecting reports an error
+    s.terminate();
+  }
   await server?.close();
   server = undefined;
 });
@@ -187,5 +190,11 @@ describe('web server (in process)', () => {
     expect(ro).not.toContain(TOKENS.readWrite);
     expect(ro).toContain(`/vm/vm0/port/console?token=${TOKENS.readOnly}`);
     expect((await fetch(`${server.baseUrl}/vm/vm0/port/nope?token=${TOKENS.readOnly}`)).status).toBe(404);
+    // Malformed escapes are a 404, not a crash; the server carries on.
+    expect((await fetch(`${server.baseUrl}/vm/%E0%A4%A/port/%?token=${TOKENS.readOnly}`)).status).toBe(404);
+    const ws = new WebSocket(`${server.baseUrl.replace(/^http/, 'ws')}/ws/vm/%E0%A4%A/port/%?token=${TOKENS.readOnly}`);
+    sockets.push(ws);
+    expect(await new Promise((res) => { ws.once('unexpected-response', (_q, r) => res(r.statusCode)); ws.once('open', () => res(101)); })).toBe(404);
+    expect((await fetch(`${server.baseUrl}/?token=${TOKENS.readOnly}`)).status).toBe(200);
   });
 });
