@@ -5,7 +5,6 @@
 // Run: npm run bench   (prints a table; asserts only that the bytes arrived intact)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { ConsoleDriver, type ConsolePort } from '../test/frontend/index.js';

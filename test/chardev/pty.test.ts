@@ -8,7 +8,7 @@ import { collectInput, defer, next, readAvailable, start, tmpdir, until } from '
 /** Open the slave as a peer would (a terminal program). */
 function openPeer(p: string): number {
   const fd = fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_NOCTTY | fs.constants.O_NONBLOCK);
-  let open = true;
+  const open = true;
   defer(() => open && fs.closeSync(fd));
   return fd;
 }

@@ -124,7 +124,7 @@ describe('queries', () => {
     const info = await port(q, 'port1');
     expect(info).toEqual({
       id: 'port1', name: 'org.example.port1', nr: 1, console: false, 'guest-open': true, 'host-open': true, chardev: 'p1',
-      'bytes-out': 3000, 'bytes-in': 1234,
+      'bytes-out': 3000, 'bytes-in': 1234, 'input-held': 0, 'input-waiting': 0,
       members: [{ chardev: 'p1', open: true, 'bytes-out': 3000, 'bytes-in': 1234, drops: 0 }],
       vm: 'vm0',
     });
@@ -252,7 +252,7 @@ describe('hub-attach / hub-detach', () => {
   });
 
   it('detaching a port\'s plain chardev closes the host side; the chardev is free for another port', async () => {
-    const { r, q, h1, d, p } = await port1Open();
+    const { q, h1, d, p } = await port1Open();
     expect(await q.execute('hub-detach', { port: 'port1', chardev: 'p1' })).toEqual({});
     await d.waitFor(() => !p.hostOpen, 'port 1 host-closed (PORT_OPEN 0)');
     const info = (await port(q, 'port1'))!;

@@ -386,11 +386,11 @@ export function useE2E(): () => E2E {
     }
     const dir = mkdtempSync(join(tmpdir(), 'vhc-e2e-'));
     const log = new TestLog(`${ctx.task.file?.name.replace(/.*\//, '') ?? 'e2e'}-${ctx.task.name}`);
-    log.write('rig', `QEMU ${rig!.qemuVersion} ${rig!.device}, kernel ${rig!.kernelVersion}, dir ${dir}`);
+    log.write('rig', `QEMU ${rig.qemuVersion} ${rig.device}, kernel ${rig.kernelVersion}, dir ${dir}`);
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
 
     current = {
-      dir, log, rig: rig!,
+      dir, log, rig: rig,
       skip: (capability) => skipLoudly(ctx, capability),
       async startDaemon(config) {
         if (!existsSync(CLI)) skipLoudly(ctx, 'the daemon CLI (dist/cli.js; npx tsc -p .)');
@@ -406,8 +406,8 @@ export function useE2E(): () => E2E {
         const child = spawn(process.execPath, [CLI, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
         const d = new Daemon(child, dir, config, log);
         cleanups.push(() => d.kill());
-        child.stdout!.on('data', lineSplitter((l) => log.write('daemon-out', l)));
-        child.stderr!.on('data', lineSplitter((l) => log.write('daemon-err', l)));
+        child.stdout.on('data', lineSplitter((l) => log.write('daemon-out', l)));
+        child.stderr.on('data', lineSplitter((l) => log.write('daemon-err', l)));
         await until('the daemon to listen on vm.sock', 10_000, () => {
           if (!d.alive) throw new Error(`daemon exited before listening; log ${log.path}:\n${log.tail(20)}`);
           return existsSync(d.socket);
@@ -417,10 +417,10 @@ export function useE2E(): () => E2E {
       async boot(opts) {
         const mem = opts.mem ?? '256M';
         const args = [
-          '-L', rig!.firmware, '-machine', 'q35,accel=tcg,memory-backend=mem', '-cpu', 'max', '-smp', '1', '-m', mem,
+          '-L', rig.firmware, '-machine', 'q35,accel=tcg,memory-backend=mem', '-cpu', 'max', '-smp', '1', '-m', mem,
           '-object', `memory-backend-memfd,id=mem,size=${mem},share=on`,
           '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-serial', 'stdio',
-          '-kernel', rig!.kernel, '-initrd', rig!.initrd, '-append', `console=ttyS0 panic=-1 quiet ${opts.append ?? ''}`,
+          '-kernel', rig.kernel, '-initrd', rig.initrd, '-append', `console=ttyS0 panic=-1 quiet ${opts.append ?? ''}`,
         ];
         if (opts.daemon === 'builtin') {
           // QEMU's own device, its QMP socket (qemu-qmp.sock) and a spare chardev ref2 for hot-plug.
@@ -432,10 +432,10 @@ export function useE2E(): () => E2E {
         } else {
           const vqs = opts.numVqs ?? opts.daemon.numVqs;
           args.push('-chardev', `socket,id=vu0,path=${opts.daemon.socket}`,
-            '-device', `${rig!.device},chardev=vu0,virtio-id=3,num_vqs=${vqs},config_size=12`);
+            '-device', `${rig.device},chardev=vu0,virtio-id=3,num_vqs=${vqs},config_size=12`);
         }
-        log.write('qemu', `${rig!.qemu} ${args.join(' ')}`);
-        const g = new Guest(spawn(rig!.qemu, args, { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] }), log);
+        log.write('qemu', `${rig.qemu} ${args.join(' ')}`);
+        const g = new Guest(spawn(rig.qemu, args, { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] }), log);
         cleanups.push(() => g.kill());
         await g.waitLine(/^E2E: ready/, 60_000);
         return g;

@@ -121,7 +121,7 @@ export function pollAsync(fds: readonly number[], timeoutMs: number): Promise<nu
   const pfd = pollfds(fds);
   return new Promise((resolve, reject) => {
     c.poll.async(pfd, fds.length, timeoutMs, (err: unknown, r: number) => {
-      if (err) reject(err);
+      if (err) reject(err as Error); // koffi hands the async call's failure as an Error
       else if (r < 0) resolve(fds.map(() => 0)); // EINTR: the caller just polls again
       else resolve(fds.map((_, i) => pfd[i * 2 + 1]! >>> 16));
     });
