@@ -5,6 +5,8 @@ import { ConfigError } from './errors.js';
 import { formatQemuArgs, helpText, packageVersion, parseArgs, qemuArgs } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { sdNotify, startWatchdog } from './ops/systemd.js';
+import { chardevEndpointLines, daemonEndpointLines } from './ops/banner.js';
+import { setLogFormat } from './log.js';
 import { checkStartup, Daemon, StartupError } from './daemon.js';
 
 /**
@@ -41,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+  // Before anything logs: readable lines at a terminal, JSON otherwise (or as --log-format says).
+  setLogFormat('config' in parsed ? parsed.config.logFormat : undefined);
   // Accepted but deprecated spellings (QEMU's short-form booleans), as QEMU warns about them.
   if ('warnings' in parsed) for (const w of parsed.warnings) process.stderr.write(`vhost-console: warning: ${w}\n`);
   switch (parsed.action) {
@@ -85,7 +89,9 @@ async function main(argv: string[]): Promise<number> {
   for (const vm of daemon.vms()) {
     lines.push(`vhost-console: VM '${vm.id}' listening on ${vm.config.socket}`);
     for (const p of vm.ptys()) lines.push(`vhost-console: chardev '${p.id}': pty ${p.path}${p.link ? ` (link ${p.link})` : ''}`);
+    lines.push(...chardevEndpointLines(vm.config));
   }
+  lines.push(...daemonEndpointLines(parsed.config, daemon.metricsUrl));
   lines.push(qemuBanner(parsed.config, parsed.guestMemory), 'vhost-console: ready');
   process.stdout.write(`${lines.join('\n')}\n`);
   // Type=notify: every vhost-user socket and the control socket listen now.

@@ -11,18 +11,20 @@ import { ControlServer } from './control/server.js';
 import { QmpError, type ChardevInfo, type ControlTarget, type HubChange, type PortInfo } from './control/target.js';
 import { logger, setLogLevel } from './log.js';
 import { Vm } from './vm.js';
+import { MetricsServer } from './ops/metrics.js';
+import { activatedSocket, closeUnusedActivated, receiveListenFds, sdNotify, stopWatchdog, takeActivatedSocket } from './ops/systemd.js';
 import { named } from './chardev/chardev.js';
 import { parseChardevOptions } from './chardev/registry.js';
 import { PipeChardev } from './chardev/pipe.js';
 import {
   checkClientSocket, checkFifo, checkInputFile, checkLinkPath, checkOutputFile, checkSocketPath, claimSocketPath, PathError, type Claim,
 } from './sys/paths.js';
-import { closeUnusedActivated, receiveListenFds, sdNotify, stopWatchdog, takeActivatedSocket } from './ops/systemd.js';
 
 export class Daemon implements ControlTarget {
   readonly #log = logger({ component: 'daemon' });
   readonly #vms = new Map<string, Vm>();
   #control: ControlServer | undefined;
+  #metrics: MetricsServer | undefined;
   #controlClaim: Claim | undefined;
   #started = false;
   #stopping: Promise<void> | undefined;
@@ -38,11 +40,11 @@ export class Daemon implements ControlTarget {
    */
   static async start(config: Config, exit?: (code: number) => void): Promise<Daemon> {
     checkPaths(config.vms, config.control);
+    // Sockets systemd passed (socket activation), matched to the configuration by path.
+    receiveListenFds();
     // Every check --check runs, before anything is opened: a refusal leaves nothing behind.
     const problems = checkStartup(config);
     if (problems.length) throw new StartupError(problems);
-    // Sockets systemd passed (socket activation), matched to the configuration by path.
-    receiveListenFds();
     setLogLevel(config.logLevel);
     const d = new Daemon(config);
     if (exit) d.handleSignals(exit);
@@ -59,8 +61,8 @@ export class Daemon implements ControlTarget {
       }
       if (d.#stopping) throw new StateError('stopped while starting');
       if (config.control) {
-        d.#controlClaim = claimSocketPath(config.control.path, 'the control socket');
         const activated = takeActivatedSocket(config.control.path);
+        if (activated === undefined) d.#controlClaim = claimSocketPath(config.control.path, 'the control socket');
         d.#control = new ControlServer({
           path: config.control.path,
           ...(config.control.mode !== undefined && { mode: config.control.mode }),
@@ -76,6 +78,11 @@ export class Daemon implements ControlTarget {
           throw new StateError('stopped while starting');
         }
       }
+      if (config.metrics) {
+        d.#metrics = new MetricsServer(d, config.metrics);
+        await d.#metrics.listen();
+        if (d.#stopping) throw new StateError('stopped while starting');
+      }
     } catch (err) {
       await d.stop();
       throw err;
@@ -87,6 +94,16 @@ export class Daemon implements ControlTarget {
 
   vms(): Vm[] {
     return [...this.#vms.values()];
+  }
+
+  /** Clients on the control socket (for metrics). */
+  controlClients(): number {
+    return this.#control?.clientCount ?? 0;
+  }
+
+  /** The metrics endpoint's URL, if --metrics is given. */
+  get metricsUrl(): string | undefined {
+    return this.#metrics?.url;
   }
 
   /** SIGTERM/SIGINT: clean shutdown; SIGHUP: reopen log files. `exit` ends the process after shutdown. */
@@ -113,6 +130,7 @@ export class Daemon implements ControlTarget {
     this.#stopping ??= (async () => {
       sdNotify('STOPPING=1', 'STATUS=stopping');
       stopWatchdog();
+      await this.#metrics?.close();
       await this.#control?.close();
       this.#controlClaim?.release();
       this.#controlClaim = undefined;
@@ -265,10 +283,12 @@ export function checkStartup(config: Config): string[] {
       problems.push((err as Error).message);
     }
   };
-  if (config.control) look(() => checkSocketPath(config.control!.path, 'the control socket'));
+  // A socket systemd passed is its own (listening, so it would look "in use"): nothing to check.
+  const free = (path: string) => activatedSocket(path) === undefined;
+  if (config.control && free(config.control.path)) look(() => checkSocketPath(config.control!.path, 'the control socket'));
   for (const vm of config.vms) {
     const prefix = config.vms.length > 1 ? `vm '${vm.id}': ` : '';
-    look(() => checkSocketPath(vm.socket, `${prefix}the vhost-user socket`));
+    if (free(vm.socket)) look(() => checkSocketPath(vm.socket, `${prefix}the vhost-user socket`));
     for (const c of vm.chardevs) problems.push(...chardevProblems(c, prefix));
   }
   return problems;

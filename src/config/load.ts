@@ -24,6 +24,8 @@ import {
 } from './schema.js';
 import { DEFAULT_ARGV } from './defaults.js';
 import { didYouMean } from './suggest.js';
+import { parseListenAddress, type ListenAddress } from '../ops/address.js';
+import { LOG_FORMATS, type LogFormat } from '../log.js';
 
 export type ParsedCli =
   | { action: 'help' }
@@ -52,6 +54,8 @@ const FLAGS: Flag[] = [
   { name: 'control', metavar: 'PATH', scope: 'global', help: 'serve the QMP-shaped control API on this unix socket' },
   { name: 'control-mode', metavar: 'OCTAL', scope: 'global', help: 'permission bits of the control socket (default 0600)' },
   { name: 'log-level', metavar: 'LEVEL', scope: 'global', help: `${LOG_LEVELS.join('|')} (default info)` },
+  { name: 'log-format', metavar: 'pretty|json', scope: 'global', help: 'daemon log lines: pretty (default when stderr is a terminal) or json (default otherwise)' },
+  { name: 'metrics', metavar: '[HOST:]PORT', scope: 'global', help: 'serve Prometheus metrics at http://HOST:PORT/metrics (HOST default 127.0.0.1)' },
   { name: 'guest-memory', metavar: 'SIZE', scope: 'global', help: 'guest memory in the printed QEMU command line, e.g. 512M, 2G (default 1G)' },
   { name: 'print-qemu-args', scope: 'action', help: 'check the configuration as start-up would, print a qemu-system-x86_64 command line for each VM and exit (2 on errors)' },
   { name: 'check', scope: 'action', help: 'run every start-up check (options, files, sockets) without creating anything; exit 0, or 2 with the errors' },
@@ -102,7 +106,7 @@ type Fields = {
   id?: string; socket?: string; socketMode?: number; maxPorts?: number; multiport?: boolean;
   consoleSize?: ConsoleSize; resizeOrder?: ResizeOrder; chardevs: ChardevConfig[]; devices: PortDraft[];
 };
-type Globals = { logLevel?: LogLevel; control?: string; controlMode?: number; guestMemory?: string };
+type Globals = { logLevel?: LogLevel; control?: string; controlMode?: number; guestMemory?: string; logFormat?: LogFormat; metrics?: ListenAddress };
 
 const bad = (label: string, value: unknown, what: string): never => {
   const shown = typeof value === 'string' ? `'${value}'` : JSON.stringify(value);
@@ -223,6 +227,8 @@ function setGlobalKey(g: Globals, key: string, v: unknown, label: string): void 
       } else g.control = path(v, label);
       break;
     case 'control-mode': g.controlMode = mode(v, label); break;
+    case 'log-format': g.logFormat = oneOf(v, label, LOG_FORMATS); break;
+    case 'metrics': g.metrics = parseListenAddress(typeof v === 'number' ? String(v) : str(v, label), label); break;
     case 'guest-memory': {
       const m = str(v, label);
       // QEMU's -m: a number with an optional suffix K, M, G, T.
@@ -337,7 +343,8 @@ function build(drafts: VmDraft[], g: Globals): Config {
   let control: ControlConfig | undefined;
   if (g.control !== undefined) control = g.controlMode === undefined ? { path: g.control } : { path: g.control, mode: g.controlMode };
   else if (g.controlMode !== undefined) throw new ConfigError('--control-mode is given without --control', '--control-mode', g.controlMode.toString(8));
-  return finishConfig(g.logLevel ?? envLogLevel() ?? 'info', vms, control);
+  const config = finishConfig(g.logLevel ?? envLogLevel() ?? 'info', vms, control);
+  return { ...config, ...(g.logFormat !== undefined && { logFormat: g.logFormat }), ...(g.metrics !== undefined && { metrics: g.metrics }) };
 }
 
 /** VHOST_CONSOLE_LOG: the log level when neither --log-level nor the file's log-level gives one. */

@@ -61,6 +61,10 @@ export interface ControlConfig { path: string; mode?: number }
 
 export interface Config {
   logLevel: LogLevel;
+  /** Daemon log lines: 'pretty' or 'json'; absent: pretty at a terminal, json otherwise. */
+  logFormat?: 'pretty' | 'json';
+  /** --metrics: serve Prometheus metrics over HTTP here. */
+  metrics?: { host: string; port: number };
   control?: ControlConfig;
   vms: VmConfig[];
 }
