@@ -33,7 +33,11 @@ export function readTokenFile(file: string, option = '--web-token-file'): Tokens
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(`${option}: cannot read '${file}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, option, file);
+    throw new ConfigError(
+      `${option}: cannot read '${file}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      option,
+      file,
+    );
   }
   const found: Partial<Record<Role, string>> = {};
   text.split('\n').forEach((raw, i) => {
@@ -44,13 +48,20 @@ export function readTokenFile(file: string, option = '--web-token-file'): Tokens
     if (!m) throw new ConfigError(`${where}: expected 'read-write=TOKEN' or 'read-only=TOKEN'`, option, file);
     const role = m[1] as Role;
     if (found[role] !== undefined) throw new ConfigError(`${where}: '${role}' is given twice`, option, file);
-    if (!TOKEN.test(m[2]!)) throw new ConfigError(`${where}: the ${role} token must be 16 to 256 characters of A-Z a-z 0-9 - _`, option, file);
+    if (!TOKEN.test(m[2]!))
+      throw new ConfigError(
+        `${where}: the ${role} token must be 16 to 256 characters of A-Z a-z 0-9 - _`,
+        option,
+        file,
+      );
     found[role] = m[2]!;
   });
   for (const role of ['read-write', 'read-only'] as const) {
-    if (found[role] === undefined) throw new ConfigError(`${option}: '${file}' has no '${role}=TOKEN' line`, option, file);
+    if (found[role] === undefined)
+      throw new ConfigError(`${option}: '${file}' has no '${role}=TOKEN' line`, option, file);
   }
-  if (found['read-write'] === found['read-only']) throw new ConfigError(`${option}: '${file}': the read-write and read-only tokens must differ`, option, file);
+  if (found['read-write'] === found['read-only'])
+    throw new ConfigError(`${option}: '${file}': the read-write and read-only tokens must differ`, option, file);
   return { readWrite: found['read-write']!, readOnly: found['read-only']! };
 }
 
@@ -80,7 +91,11 @@ export interface ThrottleOptions {
   maxAddresses?: number;
 }
 
-interface Record_ { failures: number; last: number; pending: number }
+interface Record_ {
+  failures: number;
+  last: number;
+  pending: number;
+}
 
 /**
  * Repeated bad tokens are slowed down: the answer to the n-th bad token from an address comes

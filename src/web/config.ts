@@ -37,7 +37,11 @@ export interface WebDraft {
 /** `PORT`, `HOST:PORT`, `[IPV6]:PORT`. */
 export function parseListen(text: string, option = '--web'): { host: string; port: number } {
   const fail = (why: string): never => {
-    throw new ConfigError(`${option}: '${text}' ${why} (expected [HOST:]PORT, e.g. 8080 or 127.0.0.1:8080)`, option, text);
+    throw new ConfigError(
+      `${option}: '${text}' ${why} (expected [HOST:]PORT, e.g. 8080 or 127.0.0.1:8080)`,
+      option,
+      text,
+    );
   };
   let host = DEFAULT_WEB_HOST;
   let portText = text;
@@ -67,10 +71,17 @@ export function finishWeb(d: WebDraft, option = (name: string) => `--${name}`): 
   const { host, port } = parseListen(d.listen, option('web'));
   if ((d.cert === undefined) !== (d.key === undefined)) {
     const missing = d.cert === undefined ? 'web-cert' : 'web-key';
-    throw new ConfigError(`${option(missing)} is missing: TLS needs both ${option('web-cert')} and ${option('web-key')}`, option(missing));
+    throw new ConfigError(
+      `${option(missing)} is missing: TLS needs both ${option('web-cert')} and ${option('web-key')}`,
+      option(missing),
+    );
   }
   const tls = d.cert !== undefined;
-  if (tls && d.insecure) throw new ConfigError(`${option('web-insecure')} contradicts ${option('web-cert')}: with TLS the console is not insecure`, option('web-insecure'));
+  if (tls && d.insecure)
+    throw new ConfigError(
+      `${option('web-insecure')} contradicts ${option('web-cert')}: with TLS the console is not insecure`,
+      option('web-insecure'),
+    );
   if (!isLoopback(host) && !tls && !d.insecure) {
     throw new ConfigError(
       `${option('web')}: '${host}' is not a loopback address, so the web console needs TLS (${option('web-cert')} and ${option('web-key')}), or ${option('web-insecure')} to serve plain HTTP there knowingly`,
@@ -80,7 +91,11 @@ export function finishWeb(d: WebDraft, option = (name: string) => `--${name}`): 
   }
   const scrollback = d.scrollback ?? DEFAULT_SCROLLBACK;
   if (!Number.isSafeInteger(scrollback) || scrollback < 0 || scrollback > MAX_SCROLLBACK) {
-    throw new ConfigError(`${option('web-scrollback')}: ${scrollback} is out of range (0..${MAX_SCROLLBACK})`, option('web-scrollback'), String(scrollback));
+    throw new ConfigError(
+      `${option('web-scrollback')}: ${scrollback} is out of range (0..${MAX_SCROLLBACK})`,
+      option('web-scrollback'),
+      String(scrollback),
+    );
   }
   return {
     host,

@@ -24,8 +24,18 @@ export class WebMember extends Chardev {
   /** Milliseconds since the epoch of the viewer's last keystroke or resize. */
   lastActive = 0;
 
-  constructor(id: string, readonly ws: WebSocket, readonly role: Role, readonly remote: string, buffer = DEFAULT_WEB_BUFFER) {
-    super(id, 'web', { logappend: false, timestamp: false, member: { policy: 'drop', buffer, input: role === 'read-write' } });
+  constructor(
+    id: string,
+    readonly ws: WebSocket,
+    readonly role: Role,
+    readonly remote: string,
+    buffer = DEFAULT_WEB_BUFFER,
+  ) {
+    super(id, 'web', {
+      logappend: false,
+      timestamp: false,
+      member: { policy: 'drop', buffer, input: role === 'read-write' },
+    });
   }
 
   /** The first screen has been sent: let the live stream flow. */

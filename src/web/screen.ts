@@ -27,7 +27,11 @@ export class ScreenMember extends Chardev {
   #waiting = false;
   readonly #snapshots: { at: number; resolve: (screen: string) => void }[] = [];
 
-  constructor(id: string, readonly scrollback: number, size: { cols: number; rows: number }) {
+  constructor(
+    id: string,
+    readonly scrollback: number,
+    size: { cols: number; rows: number },
+  ) {
     super(id, 'web-screen', { logappend: false, timestamp: false, member: { policy: 'drop', input: false } });
     this.#term = new Terminal({ cols: size.cols, rows: size.rows, scrollback, allowProposedApi: true });
     this.#serializer = new SerializeAddon();
@@ -86,7 +90,8 @@ export class ScreenMember extends Chardev {
   #parsedChunk(n: number): void {
     this.#parsed += n;
     // In order of `at`: each waits for the chunk that ends where it asked.
-    while (this.#snapshots.length && this.#snapshots[0]!.at <= this.#parsed) this.#snapshots.shift()!.resolve(this.#serialize());
+    while (this.#snapshots.length && this.#snapshots[0]!.at <= this.#parsed)
+      this.#snapshots.shift()!.resolve(this.#serialize());
     if (this.#waiting && this.#fed - this.#parsed < MAX_UNPARSED / 2) {
       this.#waiting = false;
       this.emit('writable');

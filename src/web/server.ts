@@ -139,7 +139,10 @@ export class WebServer {
   #port = 0;
   #closed = false;
 
-  constructor(readonly source: WebSource, opts: WebServerOptions) {
+  constructor(
+    readonly source: WebSource,
+    opts: WebServerOptions,
+  ) {
     this.#o = opts;
     this.#tokens = opts.tokens ?? (opts.tokenFile !== undefined ? readTokenFile(opts.tokenFile) : generateTokens());
     this.#assets = assetTable();
@@ -153,7 +156,10 @@ export class WebServer {
       }
     };
     if (opts.cert !== undefined && opts.key !== undefined) {
-      this.#http = createHttpsServer({ cert: readPem(opts.cert, '--web-cert'), key: readPem(opts.key, '--web-key') }, handler);
+      this.#http = createHttpsServer(
+        { cert: readPem(opts.cert, '--web-cert'), key: readPem(opts.key, '--web-key') },
+        handler,
+      );
     } else {
       this.#http = createHttpServer(handler);
     }
@@ -179,7 +185,10 @@ export class WebServer {
   /** Bind and listen; resolves with the port (the chosen one when 0 was asked). Then follows the source's ports. */
   async listen(): Promise<number> {
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => reject(new StateError(`web console: cannot listen on ${this.#o.host}:${this.#o.port}: ${err.code ?? err.message}`));
+      const onError = (err: NodeJS.ErrnoException) =>
+        reject(
+          new StateError(`web console: cannot listen on ${this.#o.host}:${this.#o.port}: ${err.code ?? err.message}`),
+        );
       this.#http.once('error', onError);
       this.#http.listen(this.#o.port, this.#o.host, () => {
         this.#http.off('error', onError);
@@ -217,7 +226,12 @@ export class WebServer {
    */
   refresh(): void {
     if (this.#closed) return;
-    const now = new Map(this.source.ports().filter((p) => p.console).map((p) => [key(p.vm, p.id), p]));
+    const now = new Map(
+      this.source
+        .ports()
+        .filter((p) => p.console)
+        .map((p) => [key(p.vm, p.id), p]),
+    );
     for (const [k, st] of this.#ports) {
       if (now.get(k) !== st.port && !(now.has(k) && samePort(now.get(k)!, st.port))) this.#dropPort(k, st);
     }
@@ -229,7 +243,10 @@ export class WebServer {
       try {
         p.attach(screen);
       } catch (err) {
-        this.#log.warn({ vm: p.vm, port: p.id, err: (err as Error).message }, 'cannot keep a screen for this port; late viewers start blank');
+        this.#log.warn(
+          { vm: p.vm, port: p.id, err: (err as Error).message },
+          'cannot keep a screen for this port; late viewers start blank',
+        );
         continue;
       }
       const st: PortState = { port: p, screen, viewers: new Set(), shown: size };
@@ -304,23 +321,44 @@ export class WebServer {
     if (req.method !== 'GET' && req.method !== 'HEAD') return this.#reply(res, 405, 'only GET', { Allow: 'GET, HEAD' });
     if (u.pathname.startsWith('/assets/')) return this.#asset(u.pathname.slice('/assets/'.length), res);
     if (u.pathname === '/favicon.ico') return this.#reply(res, 404, 'not found');
-    this.#authorize(req, u.searchParams.get('token'), (role) => {
-      if (role === undefined) return this.#reply(res, 401, 'a valid token is required: use a URL the daemon printed at start, or query-web');
-      if (u.pathname === '/') return this.#html(res, indexPage(this.#indexPorts(role), role, this.#o.version));
-      const m = /^\/vm\/([^/]+)\/port\/([^/]+)$/.exec(u.pathname);
-      const st = m ? this.#ports.get(key(decode(m[1]!), decode(m[2]!))) : undefined;
-      if (!st) return this.#reply(res, 404, 'no such console port (the index lists them)');
-      this.#html(res, consolePage({ vm: st.port.vm, id: st.port.id, ...(st.port.name !== undefined && { name: st.port.name }) }));
-    }, () => res.destroy());
+    this.#authorize(
+      req,
+      u.searchParams.get('token'),
+      (role) => {
+        if (role === undefined)
+          return this.#reply(
+            res,
+            401,
+            'a valid token is required: use a URL the daemon printed at start, or query-web',
+          );
+        if (u.pathname === '/') return this.#html(res, indexPage(this.#indexPorts(role), role, this.#o.version));
+        const m = /^\/vm\/([^/]+)\/port\/([^/]+)$/.exec(u.pathname);
+        const st = m ? this.#ports.get(key(decode(m[1]!), decode(m[2]!))) : undefined;
+        if (!st) return this.#reply(res, 404, 'no such console port (the index lists them)');
+        this.#html(
+          res,
+          consolePage({ vm: st.port.vm, id: st.port.id, ...(st.port.name !== undefined && { name: st.port.name }) }),
+        );
+      },
+      () => res.destroy(),
+    );
   }
 
   /** Check a token; a bad one is answered late (see Throttle), or the connection dropped. */
-  #authorize(req: IncomingMessage, token: string | null, then: (role: Role | undefined) => void, drop: () => void): void {
+  #authorize(
+    req: IncomingMessage,
+    token: string | null,
+    then: (role: Role | undefined) => void,
+    drop: () => void,
+  ): void {
     const role = roleOf(this.#tokens, token);
     if (role !== undefined) return then(role);
     const addr = req.socket.remoteAddress ?? '?';
     const t = this.#throttle.fail(addr);
-    this.#log.info({ remote: addr, path: parseUrl(req.url)?.pathname, token: token === null ? 'none' : 'wrong' }, 'web request refused: bad token');
+    this.#log.info(
+      { remote: addr, path: parseUrl(req.url)?.pathname, token: token === null ? 'none' : 'wrong' },
+      'web request refused: bad token',
+    );
     if (t === undefined) return drop();
     const onClose = () => {
       clearTimeout(timer);
@@ -344,7 +382,8 @@ export class WebServer {
     }
     return this.source.ports().map((p) => {
       const c = counts.get(key(p.vm, p.id)) ?? [0, 0];
-      const rel = (r: Role) => `${pagePath(p.vm, p.id)}?token=${r === 'read-write' ? this.#tokens.readWrite : this.#tokens.readOnly}`;
+      const rel = (r: Role) =>
+        `${pagePath(p.vm, p.id)}?token=${r === 'read-write' ? this.#tokens.readWrite : this.#tokens.readOnly}`;
       return {
         vm: p.vm,
         id: p.id,
@@ -369,7 +408,12 @@ export class WebServer {
       this.#log.error({ asset: name, err: (err as Error).message }, 'web asset missing');
       return this.#reply(res, 500, 'asset missing');
     }
-    res.writeHead(200, { 'Content-Type': a.type, 'Content-Length': body.length, 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' });
+    res.writeHead(200, {
+      'Content-Type': a.type,
+      'Content-Length': body.length,
+      'Cache-Control': 'no-cache',
+      'X-Content-Type-Options': 'nosniff',
+    });
     res.end(body);
   }
 
@@ -381,7 +425,8 @@ export class WebServer {
       'Referrer-Policy': 'no-referrer',
       'X-Frame-Options': 'DENY',
       'X-Content-Type-Options': 'nosniff',
-      'Content-Security-Policy': "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+      'Content-Security-Policy':
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
     });
     res.end(body);
   }
@@ -398,7 +443,9 @@ export class WebServer {
     socket.on('error', () => socket.destroy());
     const refuse = (status: number, text: string) => {
       if (socket.destroyed) return;
-      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text) + 1}\r\n\r\n${text}\n`);
+      socket.end(
+        `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text) + 1}\r\n\r\n${text}\n`,
+      );
     };
     const u = parseUrl(req.url);
     const m = u && /^\/ws\/vm\/([^/]+)\/port\/([^/]+)$/.exec(u.pathname);
@@ -411,12 +458,17 @@ export class WebServer {
       this.#log.info({ remote: req.socket.remoteAddress, origin }, 'web socket refused: foreign Origin');
       return refuse(403, 'Forbidden');
     }
-    this.#authorize(req, u.searchParams.get('token'), (role) => {
-      if (role === undefined) return refuse(401, 'Unauthorized');
-      const st = this.#ports.get(key(decode(m[1]!), decode(m[2]!)));
-      if (!st) return refuse(404, 'Not Found');
-      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#connect(ws, st, role, req));
-    }, () => socket.destroy());
+    this.#authorize(
+      req,
+      u.searchParams.get('token'),
+      (role) => {
+        if (role === undefined) return refuse(401, 'Unauthorized');
+        const st = this.#ports.get(key(decode(m[1]!), decode(m[2]!)));
+        if (!st) return refuse(404, 'Not Found');
+        this.#wss.handleUpgrade(req, socket, head, (ws) => this.#connect(ws, st, role, req));
+      },
+      () => socket.destroy(),
+    );
   }
 
   #sameOrigin(origin: string, host: string | undefined): boolean {
@@ -429,7 +481,8 @@ export class WebServer {
   }
 
   #connect(ws: WebSocket, st: PortState, role: Role, req: IncomingMessage): void {
-    if (this.#closed || this.#ports.get(key(st.port.vm, st.port.id)) !== st) return void ws.close(CLOSE_PORT_GONE, 'the port went away');
+    if (this.#closed || this.#ports.get(key(st.port.vm, st.port.id)) !== st)
+      return void ws.close(CLOSE_PORT_GONE, 'the port went away');
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
     const id = `web:${this.#nextId++}`;
     const member = new WebMember(id, ws, role, remote, this.#o.buffer ?? DEFAULT_WEB_BUFFER);
@@ -616,7 +669,11 @@ function readPem(file: string, option: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
-    throw new ConfigError(`${option}: cannot read '${file}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, option, file);
+    throw new ConfigError(
+      `${option}: cannot read '${file}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      option,
+      file,
+    );
   }
 }
 

@@ -14,16 +14,21 @@ export interface WebVm {
 
 export function vmSource(vms: () => WebVm[]): WebSource {
   return {
-    ports: () => vms().flatMap((vm) => vm.portHubs().map(({ config, hub, guestOpen }): WebPort => ({
-      vm: vm.id,
-      id: config.id,
-      ...(config.name !== undefined && { name: config.name }),
-      console: config.driver === 'virtconsole',
-      guestOpen: () => vm.portHubs().find((p) => p.config.id === config.id)?.guestOpen ?? guestOpen,
-      size: () => ({ ...vm.config.consoleSize }),
-      resize: (cols, rows) => vm.resize(cols, rows),
-      attach: (member) => { hub.attach(member); },
-      detach: (memberId) => hub.detach(memberId),
-    }))),
+    ports: () =>
+      vms().flatMap((vm) =>
+        vm.portHubs().map(({ config, hub, guestOpen }): WebPort => ({
+          vm: vm.id,
+          id: config.id,
+          ...(config.name !== undefined && { name: config.name }),
+          console: config.driver === 'virtconsole',
+          guestOpen: () => vm.portHubs().find((p) => p.config.id === config.id)?.guestOpen ?? guestOpen,
+          size: () => ({ ...vm.config.consoleSize }),
+          resize: (cols, rows) => vm.resize(cols, rows),
+          attach: (member) => {
+            hub.attach(member);
+          },
+          detach: (memberId) => hub.detach(memberId),
+        })),
+      ),
   };
 }

@@ -7,7 +7,9 @@ import { generateTokens, readTokenFile, roleOf, Throttle } from '../../src/web/a
 import { finishWeb, parseListen } from '../../src/web/config.js';
 
 const dirs: string[] = [];
-afterEach(() => { for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true }); });
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 function file(text: string): string {
   const d = mkdtempSync(join(tmpdir(), 'vhc-web-'));
   dirs.push(d);
@@ -22,18 +24,37 @@ describe('tokens', () => {
     expect(t.readOnly).not.toBe(t.readWrite);
     expect(roleOf(t, t.readWrite)).toBe('read-write');
     expect(roleOf(t, t.readOnly)).toBe('read-only');
-    for (const bad of [null, undefined, '', t.readWrite.slice(0, -1), `${t.readWrite}x`, t.readWrite.toUpperCase(), 'x'.repeat(5000)]) expect(roleOf(t, bad)).toBeUndefined();
+    for (const bad of [
+      null,
+      undefined,
+      '',
+      t.readWrite.slice(0, -1),
+      `${t.readWrite}x`,
+      t.readWrite.toUpperCase(),
+      'x'.repeat(5000),
+    ])
+      expect(roleOf(t, bad)).toBeUndefined();
   });
 
   it('a token file gives both tokens; every mistake is named without showing a token', () => {
     const ok = file('# tokens\nread-write = abcdefghijklmnop0123\n\nread-only=qrstuvwxyzABCDEF4567\n');
     expect(readTokenFile(ok)).toEqual({ readWrite: 'abcdefghijklmnop0123', readOnly: 'qrstuvwxyzABCDEF4567' });
     expect(() => readTokenFile(file('read-write=abcdefghijklmnop0123\n'))).toThrow(/has no 'read-only=TOKEN' line/);
-    expect(() => readTokenFile(file('read-write=short\nread-only=qrstuvwxyzABCDEF4567'))).toThrow(/line 1: the read-write token must be 16 to 256 characters/);
+    expect(() => readTokenFile(file('read-write=short\nread-only=qrstuvwxyzABCDEF4567'))).toThrow(
+      /line 1: the read-write token must be 16 to 256 characters/,
+    );
     expect(() => readTokenFile(file('rw=abcdefghijklmnop0123'))).toThrow(/line 1: expected 'read-write=TOKEN'/);
-    expect(() => readTokenFile(file('read-write=abcdefghijklmnop0123\nread-only=abcdefghijklmnop0123'))).toThrow(/must differ/);
-    expect(() => readTokenFile('/nonexistent/tokens')).toThrow(/--web-token-file: cannot read '\/nonexistent\/tokens': ENOENT/);
-    try { readTokenFile(file('read-write=abcdefghijklmnop0123\nread-only=abcdefghijklmnop0123')); } catch (e) { expect((e as Error).message).not.toContain('abcdefghijklmnop0123'); }
+    expect(() => readTokenFile(file('read-write=abcdefghijklmnop0123\nread-only=abcdefghijklmnop0123'))).toThrow(
+      /must differ/,
+    );
+    expect(() => readTokenFile('/nonexistent/tokens')).toThrow(
+      /--web-token-file: cannot read '\/nonexistent\/tokens': ENOENT/,
+    );
+    try {
+      readTokenFile(file('read-write=abcdefghijklmnop0123\nread-only=abcdefghijklmnop0123'));
+    } catch (e) {
+      expect((e as Error).message).not.toContain('abcdefghijklmnop0123');
+    }
   });
 
   it('the brake: delays double per bad token from an address, are capped, and bound waiting answers; other addresses are unaffected', () => {
@@ -46,7 +67,9 @@ describe('tokens', () => {
     for (let i = 0; i < 10; i++) t2.fail('c')!.done();
     expect(t2.fail('c')!.delayMs).toBe(1000);
     const small = new Throttle({ maxAddresses: 2 });
-    small.fail('1')!.done(); small.fail('2')!.done(); small.fail('3')!.done();
+    small.fail('1')!.done();
+    small.fail('2')!.done();
+    small.fail('3')!.done();
     expect(small.failures('1')).toBe(0);
     expect(small.failures('3')).toBe(1);
   });
@@ -64,11 +87,23 @@ describe('--web values', () => {
   });
 
   it('a non-loopback address needs TLS or --web-insecure; TLS needs both files', () => {
-    expect(() => finishWeb({ listen: '0.0.0.0:8080' })).toThrow(/'0.0.0.0' is not a loopback address, so the web console needs TLS \(--web-cert and --web-key\), or --web-insecure/);
-    expect(finishWeb({ listen: '0.0.0.0:8080', insecure: true })).toMatchObject({ host: '0.0.0.0', port: 8080, insecure: true, scrollback: 1000 });
-    expect(finishWeb({ listen: '0.0.0.0:8080', cert: 'c.pem', key: 'k.pem' })).toMatchObject({ cert: 'c.pem', key: 'k.pem' });
+    expect(() => finishWeb({ listen: '0.0.0.0:8080' })).toThrow(
+      /'0.0.0.0' is not a loopback address, so the web console needs TLS \(--web-cert and --web-key\), or --web-insecure/,
+    );
+    expect(finishWeb({ listen: '0.0.0.0:8080', insecure: true })).toMatchObject({
+      host: '0.0.0.0',
+      port: 8080,
+      insecure: true,
+      scrollback: 1000,
+    });
+    expect(finishWeb({ listen: '0.0.0.0:8080', cert: 'c.pem', key: 'k.pem' })).toMatchObject({
+      cert: 'c.pem',
+      key: 'k.pem',
+    });
     expect(() => finishWeb({ listen: '8080', cert: 'c.pem' })).toThrow(/--web-key is missing/);
-    expect(() => finishWeb({ listen: '8080', cert: 'c.pem', key: 'k.pem', insecure: true })).toThrow(/--web-insecure contradicts/);
+    expect(() => finishWeb({ listen: '8080', cert: 'c.pem', key: 'k.pem', insecure: true })).toThrow(
+      /--web-insecure contradicts/,
+    );
     expect(() => finishWeb({ listen: '8080', scrollback: -1 })).toThrow(/--web-scrollback: -1 is out of range/);
   });
 });

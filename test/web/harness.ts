@@ -16,30 +16,54 @@ export class FakeConsole {
   open = true;
   cols = 80;
   rows = 24;
-  constructor(readonly vm: string, readonly id: string) {
+  constructor(
+    readonly vm: string,
+    readonly id: string,
+  ) {
     this.hub = new Hub(`port-${id}`, { label: `port '${id}'` });
     this.hub.bind(`port '${id}'`, true);
     this.hub.on('data', (c: Buffer) => this.input.push(c));
     this.hub.resumeInput();
   }
-  get typed(): string { return Buffer.concat(this.input).toString(); }
+  get typed(): string {
+    return Buffer.concat(this.input).toString();
+  }
   port(): WebPort {
     return {
-      vm: this.vm, id: this.id, console: true,
+      vm: this.vm,
+      id: this.id,
+      console: true,
       guestOpen: () => this.open,
       size: () => ({ cols: this.cols, rows: this.rows }),
-      resize: (cols, rows) => { this.cols = cols; this.rows = rows; this.resizes.push([cols, rows]); },
-      attach: (m) => { this.hub.attach(m); },
+      resize: (cols, rows) => {
+        this.cols = cols;
+        this.rows = rows;
+        this.resizes.push([cols, rows]);
+      },
+      attach: (m) => {
+        this.hub.attach(m);
+      },
       detach: (id) => this.hub.detach(id),
     };
   }
 }
 
-export async function startServer(consoles: FakeConsole[], o: { scrollback?: number; buffer?: number } = {}): Promise<{ server: WebServerT; base: string }> {
-  const server = new WebServer({ ports: () => consoles.map((c) => c.port()) }, {
-    host: '127.0.0.1', port: 0, insecure: false, scrollback: o.scrollback ?? 1000, version: 'test', tokens: TOKENS,
-    ...(o.buffer !== undefined && { buffer: o.buffer }),
-  });
+export async function startServer(
+  consoles: FakeConsole[],
+  o: { scrollback?: number; buffer?: number } = {},
+): Promise<{ server: WebServerT; base: string }> {
+  const server = new WebServer(
+    { ports: () => consoles.map((c) => c.port()) },
+    {
+      host: '127.0.0.1',
+      port: 0,
+      insecure: false,
+      scrollback: o.scrollback ?? 1000,
+      version: 'test',
+      tokens: TOKENS,
+      ...(o.buffer !== undefined && { buffer: o.buffer }),
+    },
+  );
   await server.listen();
   return { server, base: server.baseUrl };
 }

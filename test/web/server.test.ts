@@ -25,15 +25,28 @@ async function until(pred: () => boolean, what: string, ms = 5000): Promise<void
   }
 }
 
-interface Client { ws: WebSocket; json: Record<string, unknown>[]; bin: Buffer[]; text(): string; closed?: { code: number; reason: string } }
+interface Client {
+  ws: WebSocket;
+  json: Record<string, unknown>[];
+  bin: Buffer[];
+  text(): string;
+  closed?: { code: number; reason: string };
+}
 
 /** A WebSocket client; resolves once the hello and the screen came in. */
 async function viewer(base: string, token: string, o: { origin?: string; port?: string } = {}): Promise<Client> {
-  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/ws/vm/vm0/port/${o.port ?? 'console'}?token=${token}`, o.origin ? { origin: o.origin } : {});
+  const ws = new WebSocket(
+    `${base.replace(/^http/, 'ws')}/ws/vm/vm0/port/${o.port ?? 'console'}?token=${token}`,
+    o.origin ? { origin: o.origin } : {},
+  );
   sockets.push(ws);
   const c: Client = { ws, json: [], bin: [], text: () => Buffer.concat(c.bin).toString('latin1') };
-  ws.on('message', (d: Buffer, isBinary) => (isBinary ? c.bin.push(d) : c.json.push(JSON.parse(d.toString()) as Record<string, unknown>)));
-  ws.on('close', (code, reason) => { c.closed = { code, reason: reason.toString() }; });
+  ws.on('message', (d: Buffer, isBinary) =>
+    isBinary ? c.bin.push(d) : c.json.push(JSON.parse(d.toString()) as Record<string, unknown>),
+  );
+  ws.on('close', (code, reason) => {
+    c.closed = { code, reason: reason.toString() };
+  });
   await new Promise<void>((resolve, reject) => {
     ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
     ws.once('error', reject);
@@ -45,10 +58,15 @@ async function viewer(base: string, token: string, o: { origin?: string; port?: 
 
 /** The HTTP status of a refused upgrade (and that no WebSocket opened). */
 async function refusedUpgrade(base: string, token: string | undefined, origin?: string): Promise<number> {
-  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/ws/vm/vm0/port/console${token === undefined ? '' : `?token=${token}`}`, origin ? { origin } : {});
+  const ws = new WebSocket(
+    `${base.replace(/^http/, 'ws')}/ws/vm/vm0/port/console${token === undefined ? '' : `?token=${token}`}`,
+    origin ? { origin } : {},
+  );
   sockets.push(ws);
   let opened = false;
-  ws.on('open', () => { opened = true; });
+  ws.on('open', () => {
+    opened = true;
+  });
   const status = await new Promise<number>((resolve) => {
     ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
     ws.once('error', () => resolve(-1));
@@ -101,16 +119,23 @@ describe('web server (in process)', () => {
     ro.ws.send(Buffer.from('rm -rf /\r'));
     ro.ws.send(JSON.stringify({ type: 'resize', cols: 33, rows: 11 }));
     rw.ws.send(Buffer.from('ls\r'));
-    await until(() => c.typed === 'ls\r', 'the writer\'s keys');
+    await until(() => c.typed === 'ls\r', "the writer's keys");
     await new Promise((r) => setTimeout(r, 100));
     expect(c.typed).toBe('ls\r');
     expect(c.resizes).toEqual([]);
     c.hub.output(Buffer.from('output for all\r\n'));
     await until(() => ro.text().includes('output for all') && rw.text().includes('output for all'), 'output on both');
     const members = c.hub.stats().members;
-    expect(members.find((m) => m.id === ro.json[0]!.viewer)).toMatchObject({ input: false, bytesIn: 0, policy: 'drop' });
+    expect(members.find((m) => m.id === ro.json[0]!.viewer)).toMatchObject({
+      input: false,
+      bytesIn: 0,
+      policy: 'drop',
+    });
     expect(members.find((m) => m.id === rw.json[0]!.viewer)).toMatchObject({ input: true, bytesIn: 3, policy: 'drop' });
-    expect(server.memberInfo(ro.json[0]!.viewer as string)).toMatchObject({ role: 'read-only', remote: expect.stringMatching(/^127\.0\.0\.1:\d+$/) });
+    expect(server.memberInfo(ro.json[0]!.viewer as string)).toMatchObject({
+      role: 'read-only',
+      remote: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
+    });
   });
 
   it('a late viewer first gets the screen and scrollback, then the live stream with nothing doubled', async () => {
@@ -118,7 +143,7 @@ describe('web server (in process)', () => {
     ({ server } = await startServer([c], { scrollback: 500 }));
     for (let i = 1; i <= 200; i++) c.hub.output(Buffer.from(`line ${i}\r\n`));
     const v = await viewer(server.baseUrl, TOKENS.readOnly);
-    const screen = (v.json.find((m) => m.type === 'screen')!.data as string);
+    const screen = v.json.find((m) => m.type === 'screen')!.data as string;
     for (const i of [1, 100, 177, 200]) expect(screen).toContain(`line ${i}\r`);
     c.hub.output(Buffer.from('line 201\r\n'));
     await until(() => v.text().includes('line 201'), 'the live line');
@@ -136,14 +161,23 @@ describe('web server (in process)', () => {
     expect(c.resizes).toEqual([[100, 30]]);
     await until(() => ro.json.some((m) => m.type === 'size' && m.cols === 100), 'the new size announced');
     b.ws.send(JSON.stringify({ type: 'resize', cols: 120, rows: 40 }));
-    await until(() => c.resizes.length === 2, 'b\'s resize');
+    await until(() => c.resizes.length === 2, "b's resize");
     a.ws.send(Buffer.from('x')); // a types: its size comes back
     await until(() => c.resizes.length === 3, 'a active again');
     ro.ws.send(JSON.stringify({ type: 'resize', cols: 20, rows: 5 }));
     ro.ws.send(Buffer.from('y'));
     await new Promise((r) => setTimeout(r, 150));
-    expect(c.resizes).toEqual([[100, 30], [120, 40], [100, 30]]);
-    expect(server.info().viewers.filter((v) => v.active).map((v) => v.id)).toEqual([a.json[0]!.viewer]);
+    expect(c.resizes).toEqual([
+      [100, 30],
+      [120, 40],
+      [100, 30],
+    ]);
+    expect(
+      server
+        .info()
+        .viewers.filter((v) => v.active)
+        .map((v) => v.id),
+    ).toEqual([a.json[0]!.viewer]);
   });
 
   it('a viewer that stops reading loses its own oldest output (counted); the guest and the other viewer lose nothing', async () => {
@@ -165,18 +199,28 @@ describe('web server (in process)', () => {
     expect(c.hub.stats().members.find((x) => x.id === fast.json[0]!.viewer)!.drops).toBe(0);
   }, 30_000);
 
-  it('web-disconnect ends one viewer with the operator\'s close code; the other stays', async () => {
+  it("web-disconnect ends one viewer with the operator's close code; the other stays", async () => {
     const c = new FakeConsole('vm0', 'console');
     ({ server } = await startServer([c]));
     const a = await viewer(server.baseUrl, TOKENS.readWrite);
     const b = await viewer(server.baseUrl, TOKENS.readWrite);
-    expect(server.info().viewers.map((v) => v.id).sort()).toEqual([a.json[0]!.viewer, b.json[0]!.viewer].sort());
+    expect(
+      server
+        .info()
+        .viewers.map((v) => v.id)
+        .sort(),
+    ).toEqual([a.json[0]!.viewer, b.json[0]!.viewer].sort());
     server.disconnect(a.json[0]!.viewer as string);
     await until(() => a.closed !== undefined, 'the close');
     expect(a.closed!.code).toBe(4001);
     expect(() => server!.disconnect('web:999')).toThrow(/no web viewer 'web:999'/);
     expect(c.hub.stats().members.map((m) => m.id)).toEqual(['web:screen', b.json[0]!.viewer]);
-    expect(server.info().ports[0]).toMatchObject({ vm: 'vm0', port: 'console', viewers: 1, 'read-write': expect.stringContaining(`token=${TOKENS.readWrite}`) });
+    expect(server.info().ports[0]).toMatchObject({
+      vm: 'vm0',
+      port: 'console',
+      viewers: 1,
+      'read-write': expect.stringContaining(`token=${TOKENS.readWrite}`),
+    });
   });
 
   it('the index lists every port with its state, and read-write links only for the read-write token', async () => {
@@ -194,7 +238,12 @@ describe('web server (in process)', () => {
     expect((await fetch(`${server.baseUrl}/vm/%E0%A4%A/port/%?token=${TOKENS.readOnly}`)).status).toBe(404);
     const ws = new WebSocket(`${server.baseUrl.replace(/^http/, 'ws')}/ws/vm/%E0%A4%A/port/%?token=${TOKENS.readOnly}`);
     sockets.push(ws);
-    expect(await new Promise((res) => { ws.once('unexpected-response', (_q, r) => res(r.statusCode)); ws.once('open', () => res(101)); })).toBe(404);
+    expect(
+      await new Promise((res) => {
+        ws.once('unexpected-response', (_q, r) => res(r.statusCode));
+        ws.once('open', () => res(101));
+      }),
+    ).toBe(404);
     expect((await fetch(`${server.baseUrl}/?token=${TOKENS.readOnly}`)).status).toBe(200);
   });
 });
