@@ -143,7 +143,10 @@ int Virtqueue::fault(const std::string& what) {
   if (!broken_) {
     broken_ = true;
     errFd_.signal();
-    onFault_(strfmt("queue %u: %s", index_, what.c_str()));
+    // What the ring showed after a SIGBUS was absorbed is zeros, not the guest's doing.
+    onFault_(strfmt("queue %u: %s", index_,
+                    mem_.poisoned() ? "guest memory was truncated by the front-end (its file shrank under a mapped region)"
+                                    : what.c_str()));
   }
   return -1;
 }
