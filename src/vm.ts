@@ -10,6 +10,7 @@ import { named, type Chardev } from './chardev/chardev.js';
 import { chardevFromConfig, parseChardevOptions } from './chardev/registry.js';
 import { RingbufChardev } from './chardev/ringbuf.js';
 import { PtyChardev } from './chardev/pty.js';
+import { SocketChardev } from './chardev/socket.js';
 import type { ChardevConfig, PortConfig, VmConfig } from './config/schema.js';
 import type { ChardevInfo, HubChange, PortInfo } from './control/target.js';
 import { createConsoleDevice } from './device/device.js';
@@ -325,7 +326,8 @@ function qemuFilename(cfg: ChardevConfig | undefined, c: Chardev): string {
   const server = o.server !== undefined && /^(on|yes|true)$/.test(o.server) ? ',server=on' : '';
   switch (c.backend) {
     case 'pty': return `pty:${c instanceof PtyChardev ? c.slavePath : ''}`;
-    case 'socket': return o.path !== undefined ? `unix:${o.path}${server}` : `tcp:${o.host ?? ''}:${o.port ?? ''}${server}`;
+    // QEMU's 'disconnected:' prefix while no peer is connected; the bound port of a port=0 server.
+    case 'socket': return c instanceof SocketChardev ? c.qemuFilename() : o.path !== undefined ? `unix:${o.path}${server}` : `tcp:${o.host ?? ''}:${o.port ?? ''}${server}`;
     case 'file': return `file:${o.path ?? ''}`;
     case 'pipe': return `pipe:${o.path ?? ''}`;
     default: return c.backend;

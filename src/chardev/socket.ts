@@ -24,6 +24,10 @@ export class SocketChardev extends Chardev {
   #hangupTimer: NodeJS.Timeout | undefined;
   #retry: NodeJS.Timeout | undefined;
   #firstClient: (() => void) | undefined;
+  /** The connected peer's socket (for qemuFilename). */
+  #sock: net.Socket | undefined;
+  /** A client's connect attempts are failing: said once at info, then at debug until one succeeds. */
+  #connectFailing = false;
   #claim: Claim | undefined;
 
   constructor(readonly config: ChardevConfig<SocketOptions>) {
@@ -35,10 +39,29 @@ export class SocketChardev extends Chardev {
     return this.#server?.address() ?? null;
   }
 
-  /** The address as a user would write it, for messages. */
+  /** The address as a user would write it, for messages (a listening server's bound port, for `port=0`). */
   get where(): string {
     const a = this.config.address;
-    return a.type === 'unix' ? `unix:${a.path}` : `tcp:${a.host}:${a.port}`;
+    if (a.type === 'unix') return `unix:${a.path}`;
+    const bound = this.#server?.address();
+    return `tcp:${a.host}:${bound !== null && typeof bound === 'object' ? bound.port : a.port}`;
+  }
+
+  /**
+   * QEMU's query-chardev `filename` (chardev/char-socket.c): while no peer is connected,
+   * 'disconnected:' and the address ('disconnected:unix:/run/x.sock,server=on'); with a peer,
+   * unix 'unix:PATH[,server=on]', TCP 'tcp:LOCAL:PORT[,server=on] <-> PEER:PORT' ('telnet:'
+   * for telnet=on). A server on `port=0` shows the port it got.
+   */
+  qemuFilename(): string {
+    const a = this.config.address;
+    const server = this.config.server ? ',server=on' : '';
+    const proto = this.config.telnet ? 'telnet' : 'tcp';
+    const sock = this.#sock;
+    if (!this.connected || sock === undefined) return `disconnected:${this.where.replace(/^tcp:/, `${proto}:`)}${server}`;
+    if (a.type === 'unix') return `unix:${a.path}${server}`;
+    const host = (h: string | undefined) => (h !== undefined && h.includes(':') ? `[${h}]` : (h ?? ''));
+    return `${proto}:${host(sock.localAddress)}:${sock.localPort ?? ''}${server} <-> ${host(sock.remoteAddress)}:${sock.remotePort ?? ''}`;
   }
 
   protected async open(): Promise<void> {
@@ -61,7 +84,9 @@ export class SocketChardev extends Chardev {
     this.#claim?.created();
     server.on('error', (err) => this.log.warn({ err: err.message }, 'server error'));
     if (a.type === 'unix') fs.chmodSync(a.path, this.config.mode);
-    this.log.debug({ address: this.where }, 'listening');
+    // port=0: the system chose the port, and the user needs to hear which.
+    if (a.type === 'tcp' && a.port === 0) this.log.info({ address: this.where }, `listening on ${this.where} (port=0: the port the system chose)`);
+    else this.log.debug({ address: this.where }, 'listening');
     if (this.config.wait && !this.connected) {
       this.log.info({ address: this.where }, 'waiting for a client (wait=on)');
       await new Promise<void>((resolve) => (this.#firstClient = resolve));
@@ -85,13 +110,18 @@ export class SocketChardev extends Chardev {
       const sock = a.type === 'unix' ? net.connect(a.path) : net.connect({ host: a.host, port: a.port, noDelay: this.config.nodelay });
       sock.once('connect', () => {
         sock.removeAllListeners('error');
+        if (this.#connectFailing) this.log.info({ address: this.where }, `connected to ${this.where}`);
+        this.#connectFailing = false;
         this.serve(sock);
         resolve();
       });
       sock.once('error', (err) => {
         sock.destroy();
         if (this.config.reconnectMs > 0) {
-          this.log.debug({ err: err.message }, 'connect failed; will retry');
+          // Once at info (a typo in the address must be visible at the default level), then debug.
+          if (!this.#connectFailing) this.log.info({ address: this.where, err: err.message }, `cannot connect to ${this.where}: ${err.message}; retrying every ${this.config.reconnectMs} ms`);
+          else this.log.debug({ err: err.message }, 'connect failed; will retry');
+          this.#connectFailing = true;
           this.scheduleReconnect();
           resolve();
         } else if (first) {
@@ -120,10 +150,12 @@ export class SocketChardev extends Chardev {
       end: (err) => {
         if (err) this.log.debug({ err: err.message }, 'connection error');
         this.#link = undefined;
+        this.#sock = undefined;
         this.setConnected(false);
         if (!this.config.server && this.config.reconnectMs > 0) this.scheduleReconnect();
       },
     }, !this.inputPaused);
+    this.#sock = sock;
     if (telnet) sock.write(TELNET_GREETING);
     if (this.inputPaused) this.watchHangup(sock);
     this.setConnected(true);
@@ -170,6 +202,7 @@ export class SocketChardev extends Chardev {
     this.#firstClient = undefined;
     this.#link?.destroy();
     this.#link = undefined;
+    this.#sock = undefined;
     const server = this.#server;
     this.#server = undefined;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -20,11 +20,21 @@ type Args = Record<string, unknown>;
 export interface CommandContext {
   target: ControlTarget;
   emit<K extends keyof ControlEvents>(event: K, data: ControlEvents[K]): void;
+  /** Run `fn` once the reply to this command is on its way (an event QEMU sends after the reply). */
+  afterReply(fn: () => void): void;
+  /** The daemon's version, 'major.minor.micro'. */
+  version: string;
 }
 
 interface Command {
   args: ArgSpec;
   run(args: Args, ctx: CommandContext): unknown;
+  /**
+   * The command changes state: the server logs it at info with its arguments and the client
+   * (the audit trail, docs/operations.md). A function gives the arguments to log instead of the
+   * arguments themselves (ringbuf-write logs the size of its data, not the data).
+   */
+  audit?: true | ((args: Args) => Args);
 }
 
 const opt = (type: ArgType) => ({ type, optional: true });
@@ -190,9 +200,19 @@ export const COMMANDS: Record<string, Command> = {
     run: () => Object.keys(COMMANDS).concat('qmp_capabilities').sort().map((name) => ({ name })),
   },
 
-  'query-vms': {
+  'query-version': {
+    // QEMU's VersionInfo shape. The numbers are vhost-console's own version (as in the greeting),
+    // not a QEMU version; `package` says so.
     args: {},
-    run: (_args, { target }) => target.vmIds().map((id) => {
+    run: (_args, { version }) => {
+      const [major = 0, minor = 0, micro = 0] = version.split('.').map((x) => parseInt(x, 10) || 0);
+      return { qemu: { major, minor, micro }, package: `vhost-console ${version}` };
+    },
+  },
+
+  'query-vms': {
+    args: { vm: opt('string') },
+    run: (args, { target }) => (args.vm === undefined ? target.vmIds() : [resolveVm(target, args.vm)]).map((id) => {
       const c = target.vmConfig(id);
       return { id, socket: c.socket, 'max-ports': c.maxPorts, multiport: c.multiport, 'console-size': { ...c.consoleSize } };
     }),
@@ -215,6 +235,7 @@ export const COMMANDS: Record<string, Command> = {
   },
 
   'chardev-add': {
+    audit: true,
     args: { id: req('string'), backend: req('object'), vm: opt('string') },
     run: async (args, { target }) => {
       const vm = resolveVm(target, args.vm);
@@ -229,6 +250,7 @@ export const COMMANDS: Record<string, Command> = {
   },
 
   'chardev-remove': {
+    audit: true,
     args: { id: req('string'), vm: opt('string') },
     run: async (args, { target }) => {
       const id = args.id as string;
@@ -245,6 +267,7 @@ export const COMMANDS: Record<string, Command> = {
   },
 
   'hub-attach': {
+    audit: true,
     args: { port: opt('string'), hub: opt('string'), chardev: req('string'), vm: opt('string') },
     run: async (args, { target }) => {
       const vm = resolveVm(target, args.vm, typeof args.port === 'string' ? portIn(args.port) : chardevIn(String(args.hub ?? args.chardev)));
@@ -256,6 +279,7 @@ export const COMMANDS: Record<string, Command> = {
   },
 
   'hub-detach': {
+    audit: true,
     args: { port: opt('string'), hub: opt('string'), chardev: req('string'), vm: opt('string') },
     run: async (args, { target }) => {
       const vm = resolveVm(target, args.vm, typeof args.port === 'string' ? portIn(args.port) : chardevIn(String(args.hub ?? args.chardev)));
@@ -267,6 +291,7 @@ export const COMMANDS: Record<string, Command> = {
   },
 
   device_add: {
+    audit: true,
     args: { driver: req('string'), id: opt('string'), chardev: opt('string'), name: opt('string'), nr: opt('integer'), bus: opt('string'), vm: opt('string') },
     run: async (args, { target }) => {
       const vm = resolveVm(target, args.vm);
@@ -287,6 +312,7 @@ export const COMMANDS: Record<string, Command> = {
   },
 
   device_del: {
+    audit: true,
     args: { id: req('string'), vm: opt('string') },
     run: async (args, ctx) => {
       const id = args.id as string;
@@ -294,7 +320,8 @@ export const COMMANDS: Record<string, Command> = {
       if (!ctx.target.vmConfig(vm).devices.some((d) => d.id === id)) throw notFound(`port '${id}'`);
       const cfg = next(ctx.target, vm, (c) => ({ ...c, devices: c.devices.filter((d) => d.id !== id) }));
       await ctx.target.deviceDel(vm, id, cfg);
-      ctx.emit('DEVICE_DELETED', { device: id, vm });
+      // QEMU's order (qapi/qdev.json): the reply, then DEVICE_DELETED.
+      ctx.afterReply(() => ctx.emit('DEVICE_DELETED', { device: id, vm }));
       return {};
     },
   },
@@ -312,6 +339,8 @@ export const COMMANDS: Record<string, Command> = {
   },
 
   'ringbuf-write': {
+    // The data may be anything (a password); the log says how much, not what.
+    audit: ({ data, ...rest }) => ({ ...rest, 'data-length': typeof data === 'string' ? data.length : 0 }),
     args: { device: req('string'), data: req('string'), format: opt('string'), vm: opt('string') },
     run: async (args, ctx) => {
       const data = decode(args.data as string, args.format);
@@ -322,6 +351,7 @@ export const COMMANDS: Record<string, Command> = {
   },
 
   'console-resize': {
+    audit: true,
     args: { cols: req('integer'), rows: req('integer'), vm: opt('string') },
     run: async (args, { target }) => {
       const vm = resolveVm(target, args.vm);
@@ -338,6 +368,7 @@ export const COMMANDS: Record<string, Command> = {
 
   quit: {
     // The server calls target.quit() once this reply is on its way.
+    audit: true,
     args: {},
     run: () => ({}),
   },

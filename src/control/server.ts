@@ -16,6 +16,7 @@ import { logger, type Logger } from '../log.js';
 import { COMMANDS, checkArgs, checkCapabilities, type CommandContext } from './commands.js';
 import { JsonSplitter, MAX_MESSAGE } from './framing.js';
 import { QmpError, type ControlEvents, type ControlTarget, type QmpErrorClass } from './target.js';
+import { peerCred } from '../sys/libc.js';
 
 export interface ControlServerOptions {
   path: string;
@@ -31,6 +32,9 @@ export interface ControlServerOptions {
 
 interface Client {
   socket: Socket;
+  /** For the audit trail: a number per connection since start, and the peer's pid/uid (SO_PEERCRED). */
+  id: number;
+  who: { client: number; 'peer-pid'?: number; 'peer-uid'?: number };
   negotiated: boolean;
   /** The tail of this client's command chain. */
   queue: Promise<void>;
@@ -42,11 +46,10 @@ export class ControlServer {
   private server: Server | undefined;
   private readonly clients = new Set<Client>();
   private readonly log: Logger;
-  private readonly ctx: CommandContext;
+  private nextClient = 1;
 
   constructor(private readonly opts: ControlServerOptions) {
     this.log = opts.log ?? logger({ component: 'control' });
-    this.ctx = { target: opts.target, emit: (event, data) => this.emitEvent(event, data) };
   }
 
   get path(): string { return this.opts.path; }
@@ -95,7 +98,12 @@ export class ControlServer {
   }
 
   private accept(socket: Socket): void {
-    const client: Client = { socket, negotiated: false, queue: Promise.resolve() };
+    const id = this.nextClient++;
+    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    const cred = fd !== undefined && fd >= 0 ? peerCred(fd) : undefined;
+    const who = cred === undefined ? { client: id } : { client: id, 'peer-pid': cred.pid, 'peer-uid': cred.uid };
+    const client: Client = { socket, id, who, negotiated: false, queue: Promise.resolve() };
+    this.log.debug(who, 'control client connected');
     this.clients.add(client);
     socket.setEncoding('utf8');
     const splitter = new JsonSplitter();
@@ -107,7 +115,7 @@ export class ControlServer {
       }
     });
     socket.on('error', (e) => this.log.debug({ err: e }, 'control client error'));
-    socket.on('close', () => this.clients.delete(client));
+    socket.on('close', () => { this.clients.delete(client); this.log.debug(who, 'control client disconnected'); });
   }
 
   private async handle(client: Client, frame: ReturnType<JsonSplitter['push']>[number]): Promise<void> {
@@ -128,15 +136,18 @@ export class ControlServer {
     }
     const req = msg as Record<string, unknown>;
     const id = 'id' in req ? { id: req.id } : {};
-    const reply = await this.execute(client, req);
+    const after: (() => void)[] = [];
+    const reply = await this.execute(client, req, after);
     send(client, { ...reply, ...id });
+    // Events that QEMU sends after the reply (DEVICE_DELETED after device_del's return).
+    for (const fn of after) fn();
     if (req.execute === 'quit' && 'return' in reply) {
       // Reply first, as QEMU does; the daemon's shutdown then closes this connection.
       client.socket.write('', () => this.opts.target.quit());
     }
   }
 
-  private async execute(client: Client, req: Record<string, unknown>): Promise<Reply> {
+  private async execute(client: Client, req: Record<string, unknown>, after: (() => void)[]): Promise<Reply> {
     for (const key of Object.keys(req)) {
       if (key !== 'execute' && key !== 'arguments' && key !== 'id') return error('GenericError', `QMP input member '${key}' is unexpected`);
     }
@@ -156,16 +167,46 @@ export class ControlServer {
       const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
       if (command === undefined) return error('CommandNotFound', `The command ${name} has not been found`);
       checkArgs(args as Record<string, unknown>, command.args);
-      const result = await command.run(args as Record<string, unknown>, this.ctx);
-      this.log.debug({ command: name }, 'control command done');
-      return { return: result ?? {} };
+      const ctx: CommandContext = {
+        target: this.opts.target,
+        emit: (event, data) => this.emitEvent(event, data),
+        afterReply: (fn) => after.push(fn),
+        version: this.opts.version,
+      };
+      const reply = await this.run(client, name, command, args as Record<string, unknown>, ctx);
+      return reply;
     } catch (e) {
-      if (e instanceof QmpError) return error(e.errorClass, e.message);
-      if (e instanceof ConfigError || e instanceof StateError) return error('GenericError', e.message);
-      // A bug or an unexpected failure below: report it, keep serving.
-      this.log.error({ err: e, command: name }, 'control command failed');
-      return error('GenericError', `${name}: ${(e as Error)?.message ?? String(e)}`);
+      return this.failure(name, e);
     }
+  }
+
+  /** Run a command; one that changes state leaves an info line (the audit trail), whatever its outcome. */
+  private async run(client: Client, name: string, command: (typeof COMMANDS)[string], args: Record<string, unknown>, ctx: CommandContext): Promise<Reply> {
+    let reply: Reply;
+    try {
+      const result = await command.run(args, ctx);
+      reply = { return: result ?? {} };
+    } catch (e) {
+      reply = this.failure(name, e);
+    }
+    if (command.audit === undefined) {
+      this.log.debug({ command: name }, 'control command done');
+    } else {
+      const logged = command.audit === true ? args : command.audit(args);
+      const failed = reply.error as { desc: string } | undefined;
+      const w = client.who;
+      const by = `client ${w.client}${w['peer-pid'] === undefined ? '' : ` (pid ${w['peer-pid']}, uid ${w['peer-uid']})`}`;
+      this.log.info({ ...w, command: name, arguments: logged, ...(failed && { error: failed.desc }) }, `${name} by ${by}${failed ? `, refused: ${failed.desc}` : ''}`);
+    }
+    return reply;
+  }
+
+  private failure(name: string, e: unknown): Reply {
+    if (e instanceof QmpError) return error(e.errorClass, e.message);
+    if (e instanceof ConfigError || e instanceof StateError) return error('GenericError', e.message);
+    // A bug or an unexpected failure below: report it, keep serving.
+    this.log.error({ err: e, command: name }, 'control command failed');
+    return error('GenericError', `${name}: ${(e as Error)?.message ?? String(e)}`);
   }
 }
 

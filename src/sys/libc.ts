@@ -158,3 +158,18 @@ export function dup(fd: number): number {
 export function close(fd: number): void {
   check(c.close(fd) as number, 'close', `fd ${fd}`);
 }
+
+const getsockopt = libc.func('int getsockopt(int fd, int level, int optname, _Out_ uint8_t *optval, _Inout_ uint32_t *optlen)');
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+
+/**
+ * The peer of a connected unix socket, as the kernel recorded it at connect (SO_PEERCRED:
+ * struct ucred { pid_t pid; uid_t uid; gid_t gid; }). Undefined if the fd cannot tell.
+ */
+export function peerCred(fd: number): { pid: number; uid: number; gid: number } | undefined {
+  const buf = Buffer.alloc(12);
+  const len = [12];
+  if ((getsockopt(fd, SOL_SOCKET, SO_PEERCRED, buf, len) as number) !== 0) return undefined;
+  return { pid: buf.readInt32LE(0), uid: buf.readUInt32LE(4), gid: buf.readUInt32LE(8) };
+}
