@@ -7,13 +7,7 @@
 //    buffers); nothing is emitted while paused, and nothing is lost: the OS object fills up
 //    and its writer blocks, as with QEMU's can_read() == 0.
 //
-// Events:
-//  - 'connected' / 'disconnected'  a peer came or went (a socket server with no client, a pty
-//                                  nobody holds open, a null chardev: disconnected)
-//  - 'data' (chunk: Buffer)        input towards the guest
-//  - 'writable'                    after a short write(), the backend can take more
-//  - 'failed' (err: Error)         a hard error; output is discarded from then on
-//  - 'resize' (size: WinSize)      a pty's window size changed (pty only)
+// Events: ChardevEvents below.
 import { EventEmitter } from 'node:events';
 import { StateError } from '../errors.js';
 import { logger, type Logger } from '../log.js';
@@ -23,6 +17,27 @@ import { removeIfOurs } from '../sys/paths.js';
 export type MemberPolicy = 'lossless' | 'drop';
 
 /** How a hub treats this chardev as a member. Unset fields take the port's defaults. */
+/** A terminal's size in character cells. */
+export interface WinSize {
+  cols: number;
+  rows: number;
+}
+
+export interface ChardevEvents {
+  /** A peer came (a client on a socket server, a terminal holding a pty open). */
+  connected: [];
+  /** The peer went, or there is none (a socket server with no client, a null chardev). */
+  disconnected: [];
+  /** Input towards the guest. */
+  data: [chunk: Buffer];
+  /** After a short write(), the backend can take more. */
+  writable: [];
+  /** A hard error; output is discarded from then on. */
+  failed: [err: Error];
+  /** The peer terminal's window size changed (pty only). */
+  resize: [size: WinSize];
+}
+
 export interface MemberOptions {
   policy?: MemberPolicy;
   /** Bytes a `drop` member may lag behind before its oldest bytes are dropped. */
@@ -41,7 +56,7 @@ export interface CommonOptions {
   member: MemberOptions;
 }
 
-export abstract class Chardev extends EventEmitter {
+export abstract class Chardev extends EventEmitter<ChardevEvents> {
   protected readonly log: Logger;
   #connected = false;
   #failure: Error | undefined;

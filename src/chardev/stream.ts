@@ -3,6 +3,7 @@
 // fill the stream's queue up to its high-water mark and no further (the analogue of a full
 // kernel socket buffer), and reports 'drain' as the chardev's 'writable'.
 import type { Readable, Writable } from 'node:stream';
+import { Subscriptions } from '../events.js';
 
 export interface LinkHandlers {
   data(chunk: Buffer): void;
@@ -15,7 +16,7 @@ export interface LinkHandlers {
 export class StreamLink {
   #wantDrain = false;
   #ended = false;
-  readonly #cleanup: (() => void)[] = [];
+  readonly #subs = new Subscriptions();
 
   constructor(
     readonly input: Readable | undefined,
@@ -23,10 +24,7 @@ export class StreamLink {
     private readonly handlers: LinkHandlers,
     reading: boolean,
   ) {
-    const on = (s: Readable | Writable, ev: string, fn: (...a: any[]) => void) => {
-      s.on(ev, fn);
-      this.#cleanup.push(() => s.off(ev, fn));
-    };
+    const on = (s: Readable | Writable, ev: string, fn: (...a: never[]) => void) => this.#subs.listen(s, ev, fn);
     const end = (err?: Error) => this.finish(err);
     for (const s of new Set([input, output])) {
       if (!s) continue;
@@ -84,8 +82,18 @@ export class StreamLink {
 
   setReading(on: boolean): void {
     if (!this.input || this.#ended) return;
-    if (on) this.input.resume();
-    else this.input.pause();
+    if (on) {
+      startReading(this.input);
+      this.input.resume();
+    } else {
+      this.input.pause();
+      stopReading(this.input);
+    }
+  }
+
+  /** Input read from the OS object into the stream's buffer, not yet handed over. */
+  get bufferedInput(): number {
+    return this.input?.readableLength ?? 0;
   }
 
   /** Stop using the streams but leave them open (the process's own stdin/stdout). */
@@ -93,7 +101,7 @@ export class StreamLink {
     if (this.#ended) return;
     this.#ended = true;
     this.input?.pause();
-    for (const f of this.#cleanup.splice(0)) f();
+    this.#subs.dispose();
   }
 
   /** Tear the streams down without reporting an end (the owner knows). Queued output is lost. */
@@ -111,11 +119,36 @@ export class StreamLink {
   }
 
   #teardown(): void {
-    for (const f of this.#cleanup.splice(0)) f();
+    this.#subs.dispose();
     for (const s of new Set([this.input, this.output])) {
       if (!s) continue;
       s.on('error', () => {}); // late errors of a stream we are discarding
       s.destroy();
     }
+  }
+}
+
+/**
+ * A paused Readable still reads from its OS object until its buffer reaches the high-water
+ * mark; a paused net.Socket (a socket, a pty master, a FIFO) is told to stop reading at once,
+ * as Node itself does for sockets with an `onread` buffer, so input stays in the OS object
+ * (where a departed client's goes with it); startReading() undoes it, as Node's
+ * Socket.resume() does for those sockets.
+ */
+type ReadHandle = { reading?: boolean; readStop?: () => number; readStart?: () => number };
+
+function stopReading(input: Readable): void {
+  const handle = (input as { _handle?: ReadHandle })._handle;
+  if (handle?.reading && typeof handle.readStop === 'function') {
+    handle.reading = false;
+    handle.readStop();
+  }
+}
+
+function startReading(input: Readable): void {
+  const handle = (input as { _handle?: ReadHandle; connecting?: boolean; destroyed?: boolean })._handle;
+  if (handle && handle.reading === false && typeof handle.readStart === 'function' && !input.destroyed) {
+    handle.reading = true;
+    handle.readStart();
   }
 }

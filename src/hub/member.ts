@@ -1,6 +1,7 @@
 // One chardev as a member of a hub: where it is in the guest's output stream, how it copes
 // with falling behind, and its counters.
-import type { Chardev, MemberOptions, MemberPolicy } from '../chardev/chardev.js';
+import type { Chardev, ChardevEvents, MemberOptions, MemberPolicy } from '../chardev/chardev.js';
+import { Subscriptions } from '../events.js';
 
 export interface MemberSettings {
   /** lossless: the port waits for this member. drop: it gets `buffer` bytes of slack, then loses its oldest. */
@@ -41,7 +42,7 @@ export class HubMember {
   bytesOut = 0;
   bytesIn = 0;
   drops = 0;
-  readonly #off: (() => void)[] = [];
+  readonly #subs = new Subscriptions();
 
   /**
    * @param requested what the configuration asked for (policy may be unset: it depends on
@@ -57,13 +58,12 @@ export class HubMember {
   }
 
   /** Subscribe to the chardev for as long as the member is attached. */
-  on(event: string, fn: (...args: any[]) => void): void {
-    this.chardev.on(event, fn);
-    this.#off.push(() => this.chardev.off(event, fn));
+  on<K extends keyof ChardevEvents>(event: K, fn: (...args: ChardevEvents[K]) => void): void {
+    this.#subs.listen(this.chardev, event, fn);
   }
 
   unsubscribe(): void {
-    for (const f of this.#off.splice(0)) f();
+    this.#subs.dispose();
   }
 
   /** Forget anything pending: a member that (re)connects or goes away starts at the present. */

@@ -9,6 +9,7 @@
 // counts them). It never types into the guest (input=off).
 import xtermHeadless from '@xterm/headless';
 import serializeAddon from '@xterm/addon-serialize';
+import { EventEmitter } from 'node:events';
 import { Chardev } from '../chardev/chardev.js';
 
 const { Terminal } = xtermHeadless;
@@ -19,6 +20,8 @@ const MAX_UNPARSED = 256 * 1024;
 export const DEFAULT_SCROLLBACK = 1000;
 
 export class ScreenMember extends Chardev {
+  /** 'output': guest output reached the emulator (a chardev's own events are ChardevEvents). */
+  readonly screenEvents = new EventEmitter<{ output: [] }>();
   readonly #term: InstanceType<typeof Terminal>;
   readonly #serializer: InstanceType<typeof SerializeAddon>;
   /** Bytes taken (fed) and parsed by the emulator since it was made. */
@@ -74,7 +77,7 @@ export class ScreenMember extends Chardev {
     // The hub's buffer region is immutable, but the emulator keeps the chunk until it parses
     // it, after the hub may have released the block: give it its own copy.
     const chunk = Uint8Array.from(data);
-    this.emit('output');
+    this.screenEvents.emit('output');
     this.#fed += chunk.length;
     this.#term.write(chunk, () => this.#parsedChunk(chunk.length));
     return chunk.length;
