@@ -6,8 +6,9 @@ import { DEFAULT_SCROLLBACK } from './screen.js';
 
 export const DEFAULT_WEB_HOST = '127.0.0.1';
 export { DEFAULT_SCROLLBACK };
-/** Lines of scrollback a server-side screen may keep (each line costs a few hundred bytes). */
-export const MAX_SCROLLBACK = 100_000;
+/** Lines of scrollback a server-side screen may keep: serialising 10000 lines of 120 columns
+ *  for a new viewer takes about half a second of the daemon's event loop. */
+export const MAX_SCROLLBACK = 10_000;
 
 export interface WebConfig {
   host: string;

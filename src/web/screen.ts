@@ -28,7 +28,11 @@ export class ScreenMember extends Chardev {
   #fed = 0;
   #parsed = 0;
   #waiting = false;
-  readonly #snapshots: { at: number; resolve: (screen: string) => void }[] = [];
+  readonly #idle: (() => void)[] = [];
+  /** The last serialisation, valid while nothing was fed and the size is the same. */
+  #cache: { fed: number; cols: number; rows: number; text: string } | undefined;
+  /** Milliseconds the last serialisation took. */
+  lastCost = 0;
 
   constructor(
     id: string,
@@ -49,20 +53,38 @@ export class ScreenMember extends Chardev {
     return this.#term.rows;
   }
 
+  /** The emulator has parsed everything the hub gave it, and the hub holds nothing back for it. */
+  get idle(): boolean {
+    return this.#parsed === this.#fed && !this.#waiting;
+  }
+
   /** Follow the guest's console size (cheap when unchanged). */
   setSize(cols: number, rows: number): void {
     if (cols > 0 && rows > 0 && (cols !== this.#term.cols || rows !== this.#term.rows)) this.#term.resize(cols, rows);
   }
 
   /**
-   * The screen and scrollback as escape sequences, once the emulator has parsed everything
-   * it had been given at the time of the call: a viewer attached to the hub at that moment
-   * continues exactly where the snapshot ends.
+   * Call `fn` (synchronously) at the next moment the screen is idle: a member attached to
+   * the hub then starts exactly where the screen's state ends. Now, if it is idle already.
    */
-  snapshot(): Promise<string> {
-    const at = this.#fed;
-    if (this.#parsed >= at) return Promise.resolve(this.#serialize());
-    return new Promise((resolve) => this.#snapshots.push({ at, resolve }));
+  whenIdle(fn: () => void): void {
+    if (this.idle) fn();
+    else this.#idle.push(fn);
+  }
+
+  /**
+   * The screen and the last `scrollback` lines as escape sequences. Serialising costs time
+   * on the daemon's one event loop (about 40 ms for 1000 lines of 80 columns), so the result
+   * is reused until new output arrives or the size changes.
+   */
+  snapshot(): string {
+    const c = this.#cache;
+    if (c && c.fed === this.#fed && c.cols === this.#term.cols && c.rows === this.#term.rows) return c.text;
+    const t0 = performance.now();
+    const text = this.#serializer.serialize({ scrollback: this.scrollback });
+    this.lastCost = performance.now() - t0;
+    this.#cache = { fed: this.#fed, cols: this.#term.cols, rows: this.#term.rows, text };
+    return text;
   }
 
   protected open(): void {
@@ -86,22 +108,17 @@ export class ScreenMember extends Chardev {
   protected setReading(): void {}
 
   protected shutdown(): void {
-    for (const s of this.#snapshots.splice(0)) s.resolve('');
+    this.#idle.length = 0;
+    this.#cache = undefined;
     this.#term.dispose();
   }
 
   #parsedChunk(n: number): void {
     this.#parsed += n;
-    // In order of `at`: each waits for the chunk that ends where it asked.
-    while (this.#snapshots.length && this.#snapshots[0]!.at <= this.#parsed)
-      this.#snapshots.shift()!.resolve(this.#serialize());
     if (this.#waiting && this.#fed - this.#parsed < MAX_UNPARSED / 2) {
       this.#waiting = false;
-      this.emit('writable');
+      this.emit('writable'); // the hub hands over what it kept, synchronously
     }
-  }
-
-  #serialize(): string {
-    return this.#serializer.serialize({ scrollback: this.scrollback });
+    if (this.idle) for (const fn of this.#idle.splice(0)) fn();
   }
 }

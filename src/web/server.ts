@@ -99,6 +99,14 @@ const RESIZE_SETTLE_MS = 40;
 /** Largest WebSocket message accepted (a paste is split by the browser's xterm into small writes). */
 const MAX_MESSAGE = 64 * 1024;
 const MAX_CONNECTIONS = 512;
+/** Snapshots of one port's screen are at least this far apart, and at least 4x their cost
+ *  (so that viewers connecting in a loop take at most a fifth of the event loop). */
+const SNAPSHOT_GAP_MS = 250;
+/** Longest wait for the screen to be idle (caught up with the output) before a snapshot is
+ *  taken anyway: under a flood, a new viewer's screen may then miss a little. */
+const IDLE_WAIT_MS = 2000;
+/** Viewers of one port waiting for their first screen at once. */
+const MAX_PENDING = 64;
 /** Close code: ended by the operator (web-disconnect); the page does not reconnect by itself. */
 export const CLOSE_OPERATOR = 4001;
 /** Close code: the port went away (unplugged). */
@@ -108,6 +116,8 @@ interface Viewer {
   member: WebMember;
   state: PortState;
   since: Date;
+  /** A hub member yet (it joins at the next snapshot of the port's screen). */
+  attached: boolean;
   /** The browser's window size in cells (read-write viewers report it). */
   want?: { cols: number; rows: number };
 }
@@ -116,6 +126,10 @@ interface PortState {
   port: WebPort;
   screen: ScreenMember;
   viewers: Set<Viewer>;
+  /** Viewers waiting for the next snapshot, when they join the hub. */
+  pending: Viewer[];
+  passTimer?: NodeJS.Timeout;
+  lastPass: number;
   /** The read-write viewer whose size the guest follows: the last to connect, type or resize. */
   active?: Viewer;
   sizeTimer?: NodeJS.Timeout;
@@ -249,8 +263,8 @@ export class WebServer {
         );
         continue;
       }
-      const st: PortState = { port: p, screen, viewers: new Set(), shown: size };
-      screen.on('output', () => this.#followSize(st));
+      const st: PortState = { port: p, screen, viewers: new Set(), pending: [], lastPass: 0, shown: size };
+      screen.screenEvents.on('output', () => this.#followSize(st));
       this.#ports.set(k, st);
     }
   }
@@ -486,17 +500,11 @@ export class WebServer {
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
     const id = `web:${this.#nextId++}`;
     const member = new WebMember(id, ws, role, remote, this.#o.buffer ?? DEFAULT_WEB_BUFFER);
-    const v: Viewer = { member, state: st, since: new Date() };
+    if (st.pending.length >= MAX_PENDING) return void ws.close(1013, 'too many viewers connecting at once; try again');
+    const v: Viewer = { member, state: st, since: new Date(), attached: false };
     void member.start();
-    try {
-      st.port.attach(member);
-    } catch (err) {
-      this.#log.warn({ vm: st.port.vm, port: st.port.id, err: (err as Error).message }, 'web viewer refused');
-      ws.close(1013, (err as Error).message.slice(0, 120));
-      void member.close();
-      return;
-    }
     st.viewers.add(v);
+    st.pending.push(v);
     this.#viewers.set(id, v);
     this.#log.info({ viewer: id, vm: st.port.vm, port: st.port.id, role, remote }, 'web viewer connected');
 
@@ -505,7 +513,6 @@ export class WebServer {
     ws.on('error', () => this.#endViewer(v));
 
     const size = st.port.size();
-    st.shown = size;
     this.#send(v, {
       type: 'hello',
       vm: st.port.vm,
@@ -517,13 +524,57 @@ export class WebServer {
       cols: size.cols,
       rows: size.rows,
     });
-    // The screen as of the moment the member joined the hub; the live stream follows it.
+    this.#schedulePass(st);
+  }
+
+  /**
+   * New viewers join the hub together, at a moment the port's screen is idle, right after
+   * one snapshot of it: each continues exactly where its screen ends, and a crowd of
+   * viewers costs one serialisation.
+   */
+  #schedulePass(st: PortState): void {
+    if (st.passTimer) return;
+    const gap = Math.max(SNAPSHOT_GAP_MS, 4 * st.screen.lastCost);
+    st.passTimer = setTimeout(
+      () => {
+        let done = false;
+        const run = () => {
+          if (done) return;
+          done = true;
+          clearTimeout(fallback);
+          st.passTimer = undefined;
+          this.#pass(st);
+        };
+        const fallback = setTimeout(run, IDLE_WAIT_MS);
+        st.passTimer = fallback;
+        st.screen.whenIdle(run);
+      },
+      Math.max(0, st.lastPass + gap - Date.now()),
+    );
+  }
+
+  #pass(st: PortState): void {
+    if (this.#closed || this.#ports.get(key(st.port.vm, st.port.id)) !== st) return;
+    st.lastPass = Date.now();
+    const joining = st.pending.splice(0).filter((v) => this.#viewers.has(v.member.id));
+    if (joining.length === 0) return;
+    const size = st.port.size();
+    st.shown = size;
     st.screen.setSize(size.cols, size.rows);
-    void st.screen.snapshot().then((screen) => {
-      if (!this.#viewers.has(id)) return;
-      this.#send(v, { type: 'screen', data: screen });
-      member.ready();
-    });
+    const screen = st.screen.snapshot();
+    for (const v of joining) {
+      try {
+        st.port.attach(v.member);
+      } catch (err) {
+        this.#log.warn({ vm: st.port.vm, port: st.port.id, err: (err as Error).message }, 'web viewer refused');
+        v.member.ws.close(1013, (err as Error).message.slice(0, 120));
+        this.#endViewer(v);
+        continue;
+      }
+      v.attached = true;
+      this.#send(v, { type: 'screen', data: screen, cols: size.cols, rows: size.rows });
+      v.member.ready();
+    }
   }
 
   #message(v: Viewer, data: RawData, isBinary: boolean): void {
@@ -532,7 +583,8 @@ export class WebServer {
     if (isBinary) {
       // Enforced here, whatever the page does: a read-only viewer's keys go nowhere (the hub
       // would discard them too: the member has input=off).
-      if (v.member.role !== 'read-write' || buf.length === 0) return;
+      // Keys sent before the viewer saw its screen (and joined the hub) are dropped too.
+      if (v.member.role !== 'read-write' || buf.length === 0 || !v.attached) return;
       this.#activate(v);
       v.member.input(buf);
       return;
@@ -594,11 +646,15 @@ export class WebServer {
     const st = v.state;
     st.viewers.delete(v);
     if (st.active === v) st.active = undefined;
+    const waiting = st.pending.indexOf(v);
+    if (waiting >= 0) st.pending.splice(waiting, 1);
     v.member.gone();
-    try {
-      st.port.detach(id);
-    } catch {
-      // the port's hub went first (unplugged)
+    if (v.attached) {
+      try {
+        st.port.detach(id);
+      } catch {
+        // the port's hub went first (unplugged)
+      }
     }
     void v.member.close();
     this.#log.info({ viewer: id, vm: st.port.vm, port: st.port.id }, 'web viewer left');
@@ -610,6 +666,7 @@ export class WebServer {
       this.#endViewer(v);
     }
     if (st.sizeTimer) clearTimeout(st.sizeTimer);
+    if (st.passTimer) clearTimeout(st.passTimer);
     try {
       st.port.detach(st.screen.id);
     } catch {
