@@ -86,6 +86,7 @@ function connect() {
         sendSize(true);
         break;
       case 'screen':
+        applySize(m.cols, m.rows);
         term.write(m.data);
         break;
       case 'state':
