@@ -12,6 +12,7 @@ import { EventEmitter } from 'node:events';
 import { StateError } from '../errors.js';
 import { logger, type Logger } from '../log.js';
 import { ChardevLog } from './log.js';
+import type { Rotation } from './rotating.js';
 import { removeIfOurs } from '../sys/paths.js';
 
 export type MemberPolicy = 'lossless' | 'drop';
@@ -53,6 +54,8 @@ export interface CommonOptions {
   logappend: boolean;
   /** Prefix each line of the log with a host timestamp. */
   timestamp: boolean;
+  /** max-size=/backups=: rotate the logfile= (and a file backend's output) like virtlogd. */
+  rotate?: Rotation;
   member: MemberOptions;
 }
 
@@ -129,7 +132,7 @@ export abstract class Chardev extends EventEmitter<ChardevEvents> {
     this.#started = true;
     try {
       if (this.common.logfile) {
-        this.#record = new ChardevLog(this.common.logfile, this.common.logappend, this.common.timestamp);
+        this.#record = new ChardevLog(this.common.logfile, this.common.logappend, this.common.timestamp, this.common.rotate);
         if (this.#record.created) this.noteCreated(this.common.logfile);
       }
       await this.open();

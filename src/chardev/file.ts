@@ -5,9 +5,12 @@ import { Chardev } from './chardev.js';
 import type { ChardevConfig, FileOptions } from './options.js';
 import { StreamLink } from './stream.js';
 import { openOutput } from '../sys/paths.js';
+import { RotatingFile } from './rotating.js';
 
 export class FileChardev extends Chardev {
   #out: StreamLink | undefined;
+  /** With max-size=: the output is written synchronously and rotates (rotating.ts). */
+  #rotating: RotatingFile | undefined;
   #in: StreamLink | undefined;
 
   constructor(readonly config: ChardevConfig<FileOptions>) {
@@ -16,16 +19,20 @@ export class FileChardev extends Chardev {
 
   protected open(): void {
     const { path, append, inputPath } = this.config;
+    const rotate = this.common.rotate;
     // Open synchronously so a bad path is reported at start, naming the chardev. A file this
     // start creates is removed again if start-up fails later (see Chardev.close).
     let out: { fd: number; created: boolean };
     try {
-      out = openOutput(path, append);
+      if (rotate) {
+        this.#rotating = new RotatingFile(path, append, rotate, (err) => this.log.warn({ err: err.message, path }, 'cannot rotate the output file; writing on in it'));
+        out = { fd: -1, created: this.#rotating.created };
+      } else out = openOutput(path, append);
     } catch (err) {
       throw new Error(`chardev '${this.id}': cannot open '${path}': ${(err as Error).message}`);
     }
     if (out.created) this.noteCreated(path);
-    this.#out = this.output(out.fd);
+    if (!rotate) this.#out = this.output(out.fd);
     const inFd = inputPath !== undefined ? openOrExplain(this.id, inputPath, 'r') : undefined;
     if (inFd !== undefined) {
       // The end of the input file ends input only; output goes on.
@@ -41,6 +48,14 @@ export class FileChardev extends Chardev {
   /** A file backend is often the console log: after logrotate, go on in a new file (appending). */
   override reopenLogs(): void {
     super.reopenLogs();
+    if (this.#rotating && !this.closed) {
+      try {
+        this.#rotating.reopen();
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'cannot reopen the output file; keeping the old one');
+      }
+      return;
+    }
     const old = this.#out;
     if (old === undefined || this.closed) return;
     try {
@@ -66,6 +81,15 @@ export class FileChardev extends Chardev {
   }
 
   protected writeOut(data: Uint8Array): number {
+    if (this.#rotating) {
+      try {
+        this.#rotating.write(data);
+      } catch (err) {
+        this.fail(new Error(`chardev '${this.id}': writing '${this.config.path}' failed: ${(err as Error).message}`));
+        return 0;
+      }
+      return data.length;
+    }
     return this.#out!.write(data);
   }
 
@@ -75,6 +99,7 @@ export class FileChardev extends Chardev {
 
   protected async shutdown(): Promise<void> {
     this.#in?.destroy();
+    this.#rotating?.close();
     const out = this.#out?.output;
     // Let queued output reach the file before closing it.
     if (out && !out.destroyed) await new Promise<void>((resolve) => out.end(resolve));

@@ -1,37 +1,33 @@
 // The `logfile=` of a chardev (and of a hub): a copy of the guest's output. Writes are
 // synchronous like QEMU's, so the log is complete up to the last byte the guest sent even if
 // the process dies right after; with `timestamp=on` each line starts with the host time.
-import fs from 'node:fs';
-import { openOutput } from '../sys/paths.js';
+// With max-size= it rotates like virtlogd (see rotating.ts).
+import { logger } from '../log.js';
+import { RotatingFile, type Rotation } from './rotating.js';
 
 export class ChardevLog {
-  #fd: number | undefined;
+  readonly #file: RotatingFile;
   #atLineStart = true;
   /** This process created the file (a failed start-up removes it again). */
   readonly created: boolean;
 
-  constructor(readonly path: string, append: boolean, private readonly timestamp: boolean) {
-    const { fd, created } = openOutput(path, append);
-    this.#fd = fd;
-    this.created = created;
+  constructor(readonly path: string, append: boolean, private readonly timestamp: boolean, rotation?: Rotation) {
+    this.#file = new RotatingFile(path, append, rotation, (err) => logger({ component: 'chardev', logfile: path }).warn({ err: err.message }, 'cannot rotate the log file; writing on in it'));
+    this.created = this.#file.created;
   }
 
   write(data: Uint8Array): void {
-    if (this.#fd === undefined || data.length === 0) return;
-    fs.writeSync(this.#fd, this.timestamp ? this.stamp(data) : data);
+    if (data.length === 0) return;
+    this.#file.write(this.timestamp ? this.stamp(data) : data);
   }
 
   /** After logrotate moved the file away (SIGHUP): continue in a new file at the same path. */
   reopen(): void {
-    if (this.#fd === undefined) return;
-    const fd = fs.openSync(this.path, 'a', 0o640);
-    fs.closeSync(this.#fd);
-    this.#fd = fd;
+    this.#file.reopen();
   }
 
   close(): void {
-    if (this.#fd !== undefined) fs.closeSync(this.#fd);
-    this.#fd = undefined;
+    this.#file.close();
   }
 
   /** Insert `[ISO time] ` before every line start; a line may span several writes. */

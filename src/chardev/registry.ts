@@ -8,6 +8,7 @@ import { didYouMean } from '../config/suggest.js';
 import { parseBool } from '../config/keyval.js';
 import { Chardev, type CommonOptions, type MemberOptions } from './chardev.js';
 import { FileChardev } from './file.js';
+import { DEFAULT_BACKUPS, MAX_BACKUPS, type Rotation } from './rotating.js';
 import { NullChardev } from './null.js';
 import type { BackendOptions, ChardevConfig, HubOptions, SocketAddress } from './options.js';
 import { PipeChardev } from './pipe.js';
@@ -26,7 +27,7 @@ export const DEFAULT_RINGBUF_SIZE = 65536;
 export const DEFAULT_HUB_MAX_MEMBERS = 64;
 
 /** Options every backend takes, and each backend's own (for suggestions and the config layer's checks). */
-export const COMMON_KEYS = ['logfile', 'logappend', 'timestamp', 'policy', 'buffer', 'input'];
+export const COMMON_KEYS = ['logfile', 'logappend', 'timestamp', 'max-size', 'backups', 'policy', 'buffer', 'input'];
 export const BACKEND_KEYS: Record<BackendName, string[]> = {
   null: [],
   ringbuf: ['size'],
@@ -86,7 +87,7 @@ class OptionReader {
   }
 }
 
-function parseCommon(r: OptionReader): CommonOptions {
+function parseCommon(r: OptionReader, isFile: boolean): CommonOptions {
   const member: MemberOptions = {};
   const policy = r.str('policy');
   if (policy !== undefined) {
@@ -101,7 +102,23 @@ function parseCommon(r: OptionReader): CommonOptions {
   }
   if (r.opts.input !== undefined) member.input = r.bool('input', true);
   const logfile = r.str('logfile');
-  return { ...(logfile !== undefined && { logfile }), logappend: r.bool('logappend', false), timestamp: r.bool('timestamp', false), member };
+  const rotate = parseRotation(r, isFile);
+  return { ...(logfile !== undefined && { logfile }), logappend: r.bool('logappend', false), timestamp: r.bool('timestamp', false), ...(rotate && { rotate }), member };
+}
+
+/** max-size=SIZE[,backups=N]: rotation like virtlogd's (backups default 3; no max-size, no rotation). */
+function parseRotation(r: OptionReader, isFile: boolean): Rotation | undefined {
+  const maxSize = r.num('max-size', { size: true });
+  const backups = r.num('backups', { max: MAX_BACKUPS });
+  if (maxSize === undefined) {
+    if (backups !== undefined) r.fail(`option 'backups' needs max-size= (the size at which the file rotates)`, 'backups', r.opts.backups);
+    return undefined;
+  }
+  if (maxSize < 1) r.fail(`option 'max-size' must be at least 1 byte`, 'max-size', r.opts['max-size']);
+  if (r.opts.logfile === undefined && !isFile) {
+    r.fail(`option 'max-size' applies to a file backend's output and to logfile=; give logfile= or use backend file`, 'max-size', r.opts['max-size']);
+  }
+  return { maxSize, backups: backups ?? DEFAULT_BACKUPS };
 }
 
 function parseSocket(r: OptionReader): Extract<BackendOptions, { backend: 'socket' }> {
@@ -174,7 +191,7 @@ export function parseChardevOptions(backend: string, id: string, opts: Record<st
       if (opts[k] !== undefined) r.fail(`option '${k}' belongs on the member chardevs, not on the hub`, k, opts[k]);
     }
   }
-  const common = parseCommon(r);
+  const common = parseCommon(r, name === 'file');
   let b: BackendOptions;
   switch (name) {
     case 'null':
@@ -209,7 +226,7 @@ export function parseChardevOptions(backend: string, id: string, opts: Record<st
       b = parseHub(r);
       break;
   }
-  r.finish(name === 'hub' ? ['logfile', 'logappend', 'timestamp', ...BACKEND_KEYS.hub] : [...COMMON_KEYS, ...BACKEND_KEYS[name]]);
+  r.finish(name === 'hub' ? ['logfile', 'logappend', 'timestamp', 'max-size', 'backups', ...BACKEND_KEYS.hub] : [...COMMON_KEYS, ...BACKEND_KEYS[name]]);
   return { ...b, id, common };
 }
 

@@ -83,7 +83,7 @@ export class Hub extends EventEmitter {
     this.maxMembers = opts.maxMembers ?? DEFAULT_MAX_MEMBERS;
     this.label = opts.label ?? `hub '${id}'`;
     this.#log = logger({ component: 'hub', hub: id });
-    if (opts.common?.logfile) this.#record = new ChardevLog(opts.common.logfile, opts.common.logappend, opts.common.timestamp);
+    if (opts.common?.logfile) this.#record = new ChardevLog(opts.common.logfile, opts.common.logappend, opts.common.timestamp, opts.common.rotate);
   }
 
   /**
