@@ -23,6 +23,7 @@ term.focus();
 
 let ws;
 let role;
+let viewer;
 let retries = 0;
 let lastSent = '';
 let timer;
@@ -76,6 +77,7 @@ function connect() {
       case 'hello':
         retries = 0;
         role = m.role;
+        viewer = m.viewer;
         lastSent = '';
         term.options.disableStdin = role !== 'read-write';
         badge('role', role === 'read-write' ? 'read-write' : 'read-only', role === 'read-write' ? '' : 'warn');
@@ -128,6 +130,7 @@ window.addEventListener('resize', () => {
 window.vhc = {
   term,
   get role() { return role; },
+  get viewer() { return viewer; },
   get open() { return ws?.readyState === WebSocket.OPEN; },
   text() {
     const b = term.buffer.active;
