@@ -5,12 +5,12 @@ import { EventEmitter } from 'node:events';
 import { ConfigError, StateError } from '../errors.js';
 import { logger, type Logger } from '../log.js';
 import { nativeAddon, type NativeDevice, type NativeEvent } from './native.js';
-import type { ConsoleDevice, DeviceOptions, DevicePort, PortSpec } from './types.js';
+import type { ConsoleDevice, ConsoleDeviceEvents, DeviceOptions, DevicePort, DevicePortEvents, PortSpec } from './types.js';
 
 /** vhost-user carries queue indexes in 8 bits, so at most 256 queues = 2 * (127 + 1). */
 export const MAX_PORTS = 127;
 
-class NativeDevicePort extends EventEmitter implements DevicePort {
+class NativeDevicePort extends EventEmitter<DevicePortEvents> implements DevicePort {
   #guestOpen = false;
   #hostOpen = false;
   #removed = false;
@@ -67,7 +67,7 @@ class NativeDevicePort extends EventEmitter implements DevicePort {
   }
 }
 
-class NativeConsoleDevice extends EventEmitter implements ConsoleDevice {
+class NativeConsoleDevice extends EventEmitter<ConsoleDeviceEvents> implements ConsoleDevice {
   readonly options: Readonly<DeviceOptions>;
   readonly #native: NativeDevice;
   readonly #ports = new Map<number, NativeDevicePort>();

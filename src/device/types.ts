@@ -34,16 +34,19 @@ export interface PortSpec {
   console: boolean;
 }
 
-/**
- * One virtio port, guest side.
- *
- * Events:
- *  - 'data' (chunk: Buffer)       guest -> host bytes, in order, never split across ports.
- *  - 'guest-open' (open: boolean) the guest driver opened/closed the port (PORT_OPEN from the driver).
- *  - 'writable' ()                the guest posted rx buffers after a write() returned short.
- *  - 'ready' ()                   the driver sent PORT_READY for this port.
- */
-export interface DevicePort extends EventEmitter {
+export interface DevicePortEvents {
+  /** Guest -> host bytes, in order, never split across ports. */
+  data: [chunk: Buffer];
+  /** The guest driver opened/closed the port (PORT_OPEN from the driver). */
+  'guest-open': [open: boolean];
+  /** The guest posted rx buffers after a write() returned short. */
+  writable: [];
+  /** The driver sent PORT_READY for this port. */
+  ready: [];
+}
+
+/** One virtio port, guest side. */
+export interface DevicePort extends EventEmitter<DevicePortEvents> {
   readonly nr: number;
   readonly name: string | undefined;
   readonly console: boolean;
@@ -69,16 +72,17 @@ export interface DevicePort extends EventEmitter {
   stats(): { bytesFromGuest: number; bytesToGuest: number };
 }
 
-/**
- * One vhost-user virtio-console device (one VM).
- *
- * Events:
- *  - 'frontend-connected' ()
- *  - 'frontend-disconnected' (reason: string)
- *  - 'driver-ready' ()             the guest driver sent DEVICE_READY (ports are being added)
- *  - 'device-error' (message: string)  a broken ring / bad front-end message ended that connection
- */
-export interface ConsoleDevice extends EventEmitter {
+export interface ConsoleDeviceEvents {
+  'frontend-connected': [];
+  'frontend-disconnected': [reason: string];
+  /** The guest driver sent DEVICE_READY (ports are being added). */
+  'driver-ready': [];
+  /** A broken ring / bad front-end message ended that connection. */
+  'device-error': [message: string];
+}
+
+/** One vhost-user virtio-console device (one VM). */
+export interface ConsoleDevice extends EventEmitter<ConsoleDeviceEvents> {
   readonly options: Readonly<DeviceOptions>;
   /** Start listening on the socket. Throws with a clear message if the path is held by a live daemon. */
   listen(): void;

@@ -2,9 +2,9 @@
 // the contract in src/device/types.ts: write() takes what the "posted rx buffers" hold (none
 // for a generic port the guest has not opened), output pausing is ignored on a console port.
 import { EventEmitter } from 'node:events';
-import type { DevicePort } from '../../src/device/types.js';
+import type { DevicePort, DevicePortEvents } from '../../src/device/types.js';
 
-export class DevicePortDouble extends EventEmitter implements DevicePort {
+export class DevicePortDouble extends EventEmitter<DevicePortEvents> implements DevicePort {
   guestOpen: boolean;
   hostOpen = false;
   outputPaused = false;
