@@ -98,7 +98,8 @@ describe('queries', () => {
     for (const c of list) expect(Object.keys(c).sort()).toEqual(['filename', 'frontend-open', 'label', 'vm']);
     const by = Object.fromEntries(list.map((c) => [c.label, c]));
     expect(Object.keys(by).sort()).toEqual(['con', 'hub0', 'p1', 'rb', 'spare']);
-    expect(by.con).toEqual({ label: 'con', filename: `unix:${r.path('con.sock')},server=on`, 'frontend-open': true, vm: 'vm0' });
+    // No client on con.sock yet: QEMU's 'disconnected:' prefix.
+    expect(by.con).toEqual({ label: 'con', filename: `disconnected:unix:${r.path('con.sock')},server=on`, 'frontend-open': true, vm: 'vm0' });
     expect(by.p1!['frontend-open']).toBe(true);
     expect(by.rb!['frontend-open']).toBe(true);
     expect(by.hub0!.filename).toBe('hub');
@@ -154,10 +155,10 @@ describe('chardev-add / chardev-remove', () => {
     expect(fs.existsSync(pty.pty)).toBe(true);
 
     const by = Object.fromEntries((await chardevs(q)).map((c) => [c.label, c]));
-    expect(by.web).toMatchObject({ filename: `unix:${r.path('web.sock')},server=on`, 'frontend-open': false });
+    expect(by.web).toMatchObject({ filename: `disconnected:unix:${r.path('web.sock')},server=on`, 'frontend-open': false });
     expect(by.log).toMatchObject({ filename: `file:${r.path('extra.log')}`, 'frontend-open': false });
     expect(by.pty1).toMatchObject({ filename: `pty:${pty.pty}` });
-    expect(by.web2).toMatchObject({ filename: `unix:${r.path('web2.sock')},server=on` });
+    expect(by.web2).toMatchObject({ filename: `disconnected:unix:${r.path('web2.sock')},server=on` });
     expect(by.rb2).toMatchObject({ filename: 'ringbuf' });
     expect(by.nul).toMatchObject({ filename: 'null' });
 
