@@ -264,6 +264,7 @@ bool VhostUserConnection::readMessages(std::string& reason, bool& error) {
     if (payloadHave_ < hdr_.size) continue;
 
     Fds fds{pendingFds_};
+    trace(fds.count());
     std::string err;
     Result r = dispatch(fds, err);
     std::string name = requestName(hdr_.request);
@@ -591,6 +592,29 @@ VhostUserConnection::Result VhostUserConnection::handleSetConfig(std::string& er
   if (!device_.writeConfig(off, payload_.data() + 12, size))
     return err = strfmt("offset %u size %u is read-only", off, size), Result::Failed;
   return Result::Ok;
+}
+
+void VhostUserConnection::trace(size_t fdCount) {
+  // Every request at debug level, so what a front-end sends can be recorded from a real run
+  // (docs/testing.md); rate-limited like any line a front-end can trigger at will.
+  uint64_t suppressed = 0;
+  if (!traceLimit_.admit(suppressed)) return;
+  std::string args;
+  if (hdr_.size == 8) {
+    uint32_t a = readAt<uint32_t>(payload_, 0), b = readAt<uint32_t>(payload_, 4);
+    args = strfmt(" {%u, %u}", a, b);
+  } else if (hdr_.size == kVringAddr) {
+    args = strfmt(" {%u, flags %u, desc 0x%llx, used 0x%llx, avail 0x%llx}", readAt<uint32_t>(payload_, 0),
+                  readAt<uint32_t>(payload_, 4), (unsigned long long)readAt<uint64_t>(payload_, 8),
+                  (unsigned long long)readAt<uint64_t>(payload_, 16), (unsigned long long)readAt<uint64_t>(payload_, 24));
+  } else if (hdr_.size >= 12 && (hdr_.request == kGetConfig || hdr_.request == kSetConfig)) {
+    args = strfmt(" {offset %u, size %u}", readAt<uint32_t>(payload_, 0), readAt<uint32_t>(payload_, 4));
+  } else if (hdr_.size > 0) {
+    args = strfmt(" (%u bytes)", hdr_.size);
+  }
+  events_.log(LogLevel::Debug, strfmt("vhost-user <- %s flags 0x%x%s%s%s", requestName(hdr_.request).c_str(), hdr_.flags,
+                                      args.c_str(), fdCount ? strfmt(", %zu fd%s", fdCount, fdCount > 1 ? "s" : "").c_str() : "",
+                                      suppressed ? strfmt(" (%llu messages not traced)", (unsigned long long)suppressed).c_str() : ""));
 }
 
 void VhostUserConnection::warn(const std::string& line) {

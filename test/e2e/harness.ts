@@ -171,6 +171,7 @@ export interface DaemonConfig {
   control?: boolean;               // --control DIR/qmp.sock
   ports?: DaemonPort[];            // named ports, each backed by a server socket DIR/<id>.sock
   spareChardevs?: string[];        // socket chardevs not attached to a port (for hot-plug)
+  logLevel?: string;               // --log-level (debug traces every vhost-user request)
 }
 
 /** The daemon's command line: console on hub0 = {socket con (DIR/con.sock), file log (DIR/console.log)}. */
@@ -180,6 +181,7 @@ export function daemonArgs(dir: string, c: DaemonConfig): string[] {
   if (c.multiport === false) a.push('--multiport', 'off');
   if (c.resizeOrder) a.push('--resize-order', c.resizeOrder);
   if (c.control) a.push('--control', join(dir, 'qmp.sock'));
+  if (c.logLevel) a.push('--log-level', c.logLevel);
   a.push(...sock('con'), '--chardev', `file,id=log,path=${join(dir, 'console.log')}`,
     '--chardev', 'hub,id=hub0,chardevs.0=con,chardevs.1=log', '--device', 'virtconsole,chardev=hub0');
   // Device ids as in QEMU, where VSERPORT_CHANGE names the port by its device id.
@@ -216,6 +218,8 @@ export interface BootOptions {
   numVqs?: number;
   /** Extra kernel command line. */
   append?: string;
+  /** Give QEMU a QMP socket (DIR/qemu-qmp.sock, reached with control('builtin')) for stop/cont. */
+  qmp?: boolean;
 }
 
 export interface RunResult { rc: number; out: string[] }
@@ -363,7 +367,7 @@ export interface E2E {
   rig: Rig;
   startDaemon(config: DaemonConfig): Promise<Daemon>;
   boot(opts: BootOptions): Promise<Guest>;
-  /** The daemon's control socket, or with 'builtin' QEMU's own QMP (the reference for events). */
+  /** The daemon's control socket, or with 'builtin' QEMU's own QMP (the reference for events; with boot({qmp}) too). */
   control(daemon: Daemon | 'builtin'): Promise<Control>;
   peer(daemon: Daemon, id: string): Promise<HostPeer>;
   /** Skip the test, loudly, because the daemon lacks `capability`. */
@@ -433,6 +437,7 @@ export function useE2E(): () => E2E {
           const vqs = opts.numVqs ?? opts.daemon.numVqs;
           args.push('-chardev', `socket,id=vu0,path=${opts.daemon.socket}`,
             '-device', `${rig.device},chardev=vu0,virtio-id=3,num_vqs=${vqs},config_size=12`);
+          if (opts.qmp) args.push('-qmp', `unix:${join(dir, 'qemu-qmp.sock')},server=on,wait=off`);
         }
         log.write('qemu', `${rig.qemu} ${args.join(' ')}`);
         const g = new Guest(spawn(rig.qemu, args, { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] }), log);

@@ -233,6 +233,18 @@ export class ConsoleDriver extends EventEmitter {
     return bases;
   }
 
+  /**
+   * QMP `stop` then `cont` (the VM pauses; the guest's driver never notices): vhost_dev_stop,
+   * then vhost_dev_start on the same rings from the bases the stop returned. With
+   * `statusReset` the stop ends with SET_STATUS 0 as vhost-user devices other than
+   * vhost-user-base send it. Returns the bases. Call it while nothing is in flight.
+   */
+  async stopCont(o: { statusReset?: boolean } = {}): Promise<number[]> {
+    const bases = await this.fe.stop(o);
+    await this.fe.resume(bases);
+    return bases;
+  }
+
   /** Bumped by reboot(): a spin on a ring of the previous boot gives up. */
   private generation = 0;
 

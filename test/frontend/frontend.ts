@@ -287,13 +287,29 @@ export class VhostUserFrontend {
    * `acked` are the guest's features; PROTOCOL_FEATURES is added back as QEMU does.
    */
   async start(acked: bigint, activeQueues = this.opts.numQueues, hooks: StartHooks = {}): Promise<void> {
+    return this.startRings(acked, activeQueues, hooks);
+  }
+
+  /**
+   * QMP `cont` after `stop`: vhost_dev_start again with the rings the guest already has (the
+   * guest's driver never noticed): the same sequence as start(), but each ring keeps its
+   * memory and continues from the base GET_VRING_BASE returned.
+   */
+  async resume(bases: number[]): Promise<void> {
+    return this.startRings(this.ackedFeatures, bases.length, {}, bases);
+  }
+
+  private async startRings(acked: bigint, activeQueues: number, hooks: StartHooks, bases?: number[]): Promise<void> {
     const o = this.opts;
     this.ackedFeatures = acked;
     const features = acked | (this.deviceFeatures & bit(F.PROTOCOL_FEATURES));
     await this.request(Req.SET_FEATURES, u64(features));
     if (this.hasProtocol(ProtoF.STATUS)) {
-      await this.getU64(Req.GET_STATUS);
-      await this.request(Req.SET_STATUS, u64(Status.FEATURES_OK), { needReply: false });
+      // vhost_user_add_status: read the status, set FEATURES_OK only if it is not set yet (so
+      // a cont after a stop, where the device kept it, sends GET_STATUS alone).
+      const st = await this.getU64(Req.GET_STATUS);
+      const ok = BigInt(Status.FEATURES_OK);
+      if ((st & ok) !== ok) await this.request(Req.SET_STATUS, u64(st | ok), { needReply: false });
     }
     const region = this.mem.region();
     if (this.hasProtocol(ProtoF.CONFIGURE_MEM_SLOTS)) {
@@ -311,10 +327,10 @@ export class VhostUserFrontend {
     };
     const fdReply = this.ack() && o.needReplyOnFdRequests;
     for (let i = 0; i < activeQueues; i++) {
-      const q = new SplitQueue<unknown>(this.mem, i, o.queueSize, qopts);
+      const q = bases ? this.queues[i]! : new SplitQueue<unknown>(this.mem, i, o.queueSize, qopts);
       this.queues[i] = q;
       await this.request(Req.SET_VRING_NUM, vringState(i, o.queueSize));
-      await this.request(Req.SET_VRING_BASE, vringState(i, 0));
+      await this.request(Req.SET_VRING_BASE, vringState(i, bases ? bases[i]! : 0));
       const a = q.addrs;
       let addr: VringAddr = { index: i, desc: a.desc, used: a.used, avail: a.avail, log: this.mem.gpa(q.usedOff) };
       if (hooks.vringAddr) addr = hooks.vringAddr(addr);
@@ -349,8 +365,14 @@ export class VhostUserFrontend {
     }
   }
 
-  /** vhost_dev_stop: disable every ring, then GET_VRING_BASE each; returns the bases. */
-  async stop(): Promise<number[]> {
+  /**
+   * vhost_dev_stop, as QEMU 10.0 and 10.2 send it for vhost-user-(test-)device (QMP `stop`, a
+   * reset, power-off): disable every ring, then GET_VRING_BASE each; returns the bases. QEMU
+   * sends no SET_STATUS 0 for these devices (vhost_user_reset_status only acts when
+   * vq_index + nvqs == vq_index_end, and vhost-user-base never sets vq_index_end); other
+   * vhost-user devices do when STATUS was negotiated: `statusReset` adds it, as they would.
+   */
+  async stop(o: { statusReset?: boolean } = {}): Promise<number[]> {
     const n = this.queues.length;
     for (let i = 0; i < n; i++) await this.setVringEnable(i, false);
     const bases: number[] = [];
@@ -359,6 +381,7 @@ export class VhostUserFrontend {
       if (s.index !== i) throw new Error(`GET_VRING_BASE ${i} answered for queue ${s.index}`);
       bases.push(s.num);
     }
+    if (o.statusReset && this.hasProtocol(ProtoF.STATUS)) await this.request(Req.SET_STATUS, u64(0), { needReply: false });
     return bases;
   }
 
