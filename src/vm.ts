@@ -237,6 +237,8 @@ export class Vm extends EventEmitter {
         ...(config.chardev !== undefined && { chardev: config.chardev }),
         'bytes-out': s.bytesFromGuest,
         'bytes-in': s.bytesToGuest,
+        'input-held': s.pendingToGuest,
+        'input-waiting': s.waitingInOs,
         members: s.hub.members.map((m) => ({
           chardev: m.id,
           open: m.connected,

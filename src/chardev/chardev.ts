@@ -91,6 +91,16 @@ export abstract class Chardev extends EventEmitter<ChardevEvents> {
     return this.#inputPaused;
   }
 
+  /** Input read from the OS object but held back while input is paused. */
+  get heldInputBytes(): number {
+    return this.#heldInput.reduce((n, b) => n + b.length, 0);
+  }
+
+  /** Input waiting unread in the OS object (a socket's or pty's buffer); 0 if it cannot tell. */
+  inputWaiting(): number {
+    return 0;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }

@@ -76,6 +76,16 @@ export class PtyChardev extends Chardev {
     if (!this.#link) {
       if (libc.pollHangup(this.#master)) return;
       this.attach();
+    } else if (this.inputPaused && libc.pollHangup(this.#master)) {
+      // While input is paused nothing reads the master, so the EIO that tells the peer left
+      // never comes: see the hang-up here (as the socket backend does). What it typed and the
+      // guest did not take is dropped, so the next peer does not send it.
+      this.log.info('the terminal closed while its input waited for the guest; its unread input is dropped');
+      libc.flushInput(this.#master);
+      this.#link.destroy();
+      this.#link = undefined;
+      this.setConnected(false);
+      return;
     }
     const size = libc.getWinSize(this.#master);
     if (size.cols !== this.#size?.cols || size.rows !== this.#size?.rows) {
@@ -104,6 +114,11 @@ export class PtyChardev extends Chardev {
 
   protected setReading(on: boolean): void {
     this.#link?.setReading(on);
+  }
+
+  /** What the peer typed and we have not read (it waits in the pty while the guest takes nothing). */
+  override inputWaiting(): number {
+    return this.#master < 0 ? 0 : (this.#link?.bufferedInput ?? 0) + Math.max(0, libc.bytesReadable(this.#master));
   }
 
   protected shutdown(): void {

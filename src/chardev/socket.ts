@@ -173,6 +173,12 @@ export class SocketChardev extends Chardev {
     this.watchHangup(on ? undefined : this.#link?.input);
   }
 
+  /** The client's bytes not read yet (they wait in the socket while the guest takes nothing). */
+  override inputWaiting(): number {
+    const fd = (this.#link?.input as { _handle?: { fd?: number } } | undefined)?._handle?.fd;
+    return (this.#link?.bufferedInput ?? 0) + (fd === undefined || fd < 0 ? 0 : Math.max(0, libc.bytesReadable(fd)));
+  }
+
   /**
    * While input is paused (the guest takes nothing) Node does not read the socket, so it
    * would not see the client leave, and the one client slot would stay taken by a dead peer.

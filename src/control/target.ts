@@ -47,6 +47,16 @@ export interface PortInfo {
   'bytes-out': number;
   /** Host -> guest bytes. */
   'bytes-in': number;
+  /**
+   * Input held for the guest: read from the backends but not yet taken by the guest (its rx
+   * buffers were full). Dropped with the member it came from when that member leaves.
+   */
+  'input-held': number;
+  /**
+   * Input waiting unread in the backends' OS objects (socket or pty buffers): nothing is read
+   * while the guest has the port closed or its buffers are full. A departed client's goes with it.
+   */
+  'input-waiting': number;
   members: PortMemberInfo[];
 }
 

@@ -146,10 +146,14 @@ export class Hub extends EventEmitter {
     chardev.claim(this.label);
     this.#members.set(chardev.id, m);
     m.on('connected', () => this.memberMoved(m));
-    m.on('disconnected', () => this.memberMoved(m));
+    m.on('disconnected', () => {
+      this.memberMoved(m);
+      this.emit('member-gone', m.id);
+    });
     m.on('failed', (err: Error) => {
       this.#log.warn({ member: m.id, err: err.message }, 'member failed; the others go on');
       this.memberMoved(m);
+      this.emit('member-gone', m.id);
     });
     m.on('writable', () => {
       m.waiting = false;
@@ -181,6 +185,7 @@ export class Hub extends EventEmitter {
     m.chardev.release(this.label);
     this.#log.debug({ member: id }, 'member detached');
     this.settle();
+    this.emit('member-gone', id);
   }
 
   /** Called by the port seam: which port this hub serves, and whether it is the console. */
@@ -234,6 +239,20 @@ export class Hub extends EventEmitter {
       this.applyInputState(m);
       if (this.#inputPaused) return; // a listener paused again while input was handed over
     }
+  }
+
+  /** Input the members read and hold back while paused (their chardevs' held input). */
+  heldInput(): number {
+    let n = 0;
+    for (const m of this.#members.values()) if (m.settings.input) n += m.chardev.heldInputBytes;
+    return n;
+  }
+
+  /** Input the members have not read yet, in their OS objects (FIONREAD). */
+  inputWaiting(): number {
+    let n = 0;
+    for (const m of this.#members.values()) if (m.settings.input) n += Math.max(0, m.chardev.inputWaiting());
+    return n;
   }
 
   stats(): HubStats {

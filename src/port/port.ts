@@ -5,6 +5,11 @@
 //    is behind (setOutputPaused), so the guest's write blocks instead of data being lost.
 //  - Hub input -> guest, as much as the guest's rx buffers take; the rest waits here and the
 //    hub's members are paused until the device reports 'writable' or the guest opens the port.
+//  - While the guest has the port closed, nothing is read from the backends (QEMU: virtio-serial's
+//    can_read is 0 for a port the guest has not opened, console ports included): the input waits
+//    in the OS objects (a socket's buffer, the pty). Input of a member that leaves before the
+//    guest took it -- what waits here and what waits in its socket -- is discarded, so a guest
+//    that opens the port later never receives a departed client's stale request.
 //  - Host-open: a generic port is open while any member is connected; a console port is open
 //    for good, so its output always reaches logs and late viewers (QEMU does the same since
 //    "virtio-console: set frontend open permanently for console devs").
@@ -28,15 +33,18 @@ export interface PortStats {
   hostOpen: boolean;
   bytesFromGuest: number;
   bytesToGuest: number;
-  /** Input waiting for the guest's rx buffers. */
+  /** Input read from the members and waiting for the guest's rx buffers. */
   pendingToGuest: number;
+  /** Input the members hold unread in their OS objects (a socket's or pty's buffer). */
+  waitingInOs: number;
   hub: HubStats;
 }
 
 export class Port {
   readonly label: string;
   readonly #log: Logger;
-  readonly #pending: Buffer[] = [];
+  /** Input read from a member, not yet taken by the guest; tagged so a departed member's goes. */
+  readonly #pending: { chunk: Buffer; member: string }[] = [];
   #flushing = false;
   #closed = false;
   readonly #off: (() => void)[] = [];
@@ -51,11 +59,13 @@ export class Port {
     this.listen(device, 'guest-open', (open: boolean) => {
       this.#log.info({ guestOpen: open }, open ? 'guest opened the port' : 'guest closed the port');
       if (open) this.flushInput();
+      else this.hub.pauseInput(); // stop reading: the input waits in the OS objects
     });
-    this.listen(hub, 'data', (chunk: Buffer) => {
-      this.#pending.push(chunk);
+    this.listen(hub, 'data', (chunk: Buffer, member: string) => {
+      this.#pending.push({ chunk, member });
       this.flushInput();
     });
+    this.listen(hub, 'member-gone', (member: string) => this.dropInputOf(member));
     if (device.console) {
       device.setHostOpen(true);
       this.listen(hub, 'resize', (size: WinSize) => this.resize(size));
@@ -89,7 +99,8 @@ export class Port {
       guestOpen: d.guestOpen,
       hostOpen: d.hostOpen,
       ...d.stats(),
-      pendingToGuest: this.#pending.reduce((s, b) => s + b.length, 0),
+      pendingToGuest: this.#pending.reduce((s, p) => s + p.chunk.length, 0) + this.hub.heldInput(),
+      waitingInOs: this.hub.inputWaiting(),
       hub: this.hub.stats(),
     };
   }
@@ -104,11 +115,16 @@ export class Port {
     this.#flushing = true;
     try {
       for (;;) {
+        // A port the guest has not opened takes nothing, and nothing is read for it.
+        if (!this.device.guestOpen) {
+          this.hub.pauseInput();
+          return;
+        }
         while (this.#pending.length) {
-          const chunk = this.#pending[0]!;
-          const n = this.device.write(chunk);
-          if (n < chunk.length) {
-            this.#pending[0] = chunk.subarray(n);
+          const head = this.#pending[0]!;
+          const n = this.device.write(head.chunk);
+          if (n < head.chunk.length) {
+            head.chunk = head.chunk.subarray(n);
             this.hub.pauseInput();
             return;
           }
@@ -121,6 +137,13 @@ export class Port {
     } finally {
       this.#flushing = false;
     }
+  }
+
+  /** A member left (or failed, or was detached): what it typed and the guest has not taken goes. */
+  private dropInputOf(member: string): void {
+    const before = this.#pending.length;
+    for (let i = this.#pending.length - 1; i >= 0; i--) if (this.#pending[i]!.member === member) this.#pending.splice(i, 1);
+    if (this.#pending.length !== before) this.#log.info({ member }, 'a member left before the guest took its input; that input is dropped');
   }
 
   private resize(size: WinSize): void {

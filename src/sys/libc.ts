@@ -18,6 +18,7 @@ const c = {
   close: libc.func('int close(int fd)'),
   strerror: libc.func('const char *strerror(int errnum)'),
   flock: libc.func('int flock(int fd, int operation)'),
+  tcflush: libc.func('int tcflush(int fd, int queue)'),
 };
 
 const TIOCGWINSZ = 0x5413;
@@ -145,6 +146,12 @@ export function tryFlock(fd: number, shared = false): boolean {
 
 export function unflock(fd: number): void {
   check(c.flock(fd, LOCK_UN) as number, 'flock(LOCK_UN)', `fd ${fd}`);
+}
+
+/** tcflush(fd, TCIFLUSH): discard input received but not read (a pty master: what the peer typed). */
+export function flushInput(fd: number): void {
+  const TCIFLUSH = 0;
+  check(c.tcflush(fd, TCIFLUSH) as number, 'tcflush', `fd ${fd}`);
 }
 
 export function mkfifo(path: string, mode = 0o600): void {

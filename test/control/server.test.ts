@@ -42,7 +42,7 @@ class FakeTarget implements ControlTarget {
   queryPorts(vm: string): PortInfo[] {
     return this.vmConfig(vm).devices.map((d) => ({
       id: d.id, nr: d.nr, console: d.driver === 'virtconsole', 'guest-open': false, 'host-open': false,
-      'bytes-out': 0, 'bytes-in': 0, members: [], ...(d.name ? { name: d.name } : {}), ...(d.chardev ? { chardev: d.chardev } : {}),
+      'bytes-out': 0, 'bytes-in': 0, 'input-held': 0, 'input-waiting': 0, members: [], ...(d.name ? { name: d.name } : {}), ...(d.chardev ? { chardev: d.chardev } : {}),
     }));
   }
   private apply(vm: string, next: VmConfig, ...call: unknown[]) { this.calls.push([...call, vm]); this.configs.set(vm, next); }
