@@ -166,7 +166,6 @@ export class ControlServer {
       if (!client.negotiated) return error('CommandNotFound', "Expecting capabilities negotiation with 'qmp_capabilities'");
       const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
       if (command === undefined) return error('CommandNotFound', `The command ${name} has not been found`);
-      checkArgs(args as Record<string, unknown>, command.args);
       const ctx: CommandContext = {
         target: this.opts.target,
         emit: (event, data) => this.emitEvent(event, data),
@@ -184,6 +183,7 @@ export class ControlServer {
   private async run(client: Client, name: string, command: (typeof COMMANDS)[string], args: Record<string, unknown>, ctx: CommandContext): Promise<Reply> {
     let reply: Reply;
     try {
+      checkArgs(args, command.args);
       const result = await command.run(args, ctx);
       reply = { return: result ?? {} };
     } catch (e) {

@@ -149,10 +149,12 @@ describe('audit trail', () => {
     await q.execute('console-resize', { cols: 100, rows: 30 });
     await q.execute('ringbuf-write', { device: 'rb', data: 'secret password' });
     await qmpError(q.execute('chardev-remove', { id: 'p1' }));
+    await qmpError(q.execute('ringbuf-write', { device: 'nope', data: 'another secret' }));
+    await qmpError(q.execute('console-resize', { cols: 'wide', rows: 30 }));
     await q.execute('query-ports');
     await q.execute('query-chardev');
     await q.execute('ringbuf-read', { device: 'rb', size: 4 });
-    await until(() => audit().length === 9, 'nine audit lines');
+    await until(() => audit().length === 11, 'eleven audit lines');
 
     function audit(): LogLine[] {
       return r.daemon.logs().slice(since).filter((l) => l.component === 'control' && l.level === 30 && l.command !== undefined);
@@ -169,6 +171,8 @@ describe('audit trail', () => {
       ['console-resize', { cols: 100, rows: 30 }, undefined],
       ['ringbuf-write', { device: 'rb', 'data-length': 15 }, undefined],
       ['chardev-remove', { id: 'p1' }, "chardev 'p1' is busy: used by hub 'hub-port1'"],
+      ['ringbuf-write', { device: 'nope', 'data-length': 14 }, "chardev 'nope' does not exist"],
+      ['console-resize', { cols: 'wide', rows: 30 }, 'Invalid parameter type for \'cols\', expected: integer (got "wide")'],
     ]);
     for (const l of lines) expect(l).toMatchObject(who);
     const client = lines[0]!.client as number;
@@ -176,7 +180,7 @@ describe('audit trail', () => {
     expect(lines[0]!.msg).toBe(`chardev-add by client ${client} (pid ${process.pid}, uid ${process.getuid!()})`);
     expect(lines[8]!.msg).toBe(`chardev-remove by client ${client} (pid ${process.pid}, uid ${process.getuid!()}), refused: chardev 'p1' is busy: used by hub 'hub-port1'`);
     // The written data is not in the log.
-    expect(r.daemon.stderrLines.some((l) => l.includes('secret password'))).toBe(false);
+    expect(r.daemon.stderrLines.some((l) => l.includes('secret password') || l.includes('another secret'))).toBe(false);
 
     // A second client has another number; quit is audited before the daemon goes.
     const q2 = await r.qmp();
