@@ -45,6 +45,8 @@ export interface MemberOptions {
   buffer?: number;
   /** off: a viewer; its input is discarded. Default on. */
   input?: boolean;
+  /** replay=SIZE: on connecting, first the last SIZE bytes of the port's output (history on attach). */
+  replay?: number;
 }
 
 /** Options every backend accepts (QEMU's ChardevCommon plus ours). */

@@ -27,7 +27,7 @@ export const DEFAULT_RINGBUF_SIZE = 65536;
 export const DEFAULT_HUB_MAX_MEMBERS = 64;
 
 /** Options every backend takes, and each backend's own (for suggestions and the config layer's checks). */
-export const COMMON_KEYS = ['logfile', 'logappend', 'timestamp', 'max-size', 'backups', 'policy', 'buffer', 'input'];
+export const COMMON_KEYS = ['logfile', 'logappend', 'timestamp', 'max-size', 'backups', 'policy', 'buffer', 'input', 'replay'];
 export const BACKEND_KEYS: Record<BackendName, string[]> = {
   null: [],
   ringbuf: ['size'],
@@ -101,6 +101,8 @@ function parseCommon(r: OptionReader, isFile: boolean): CommonOptions {
     member.buffer = buffer;
   }
   if (r.opts.input !== undefined) member.input = r.bool('input', true);
+  const replay = r.num('replay', { size: true, max: 64 * 1024 * 1024 });
+  if (replay !== undefined) member.replay = replay;
   const logfile = r.str('logfile');
   const rotate = parseRotation(r, isFile);
   return { ...(logfile !== undefined && { logfile }), logappend: r.bool('logappend', false), timestamp: r.bool('timestamp', false), ...(rotate && { rotate }), member };
@@ -187,7 +189,7 @@ export function parseChardevOptions(backend: string, id: string, opts: Record<st
   if (opts.id !== undefined && opts.id !== id) r.fail(`option 'id' says '${opts.id}'`, 'id', opts.id);
   if (name === 'hub') {
     // A hub records guest output like any chardev, but member options belong to its members.
-    for (const k of ['policy', 'buffer', 'input']) {
+    for (const k of ['policy', 'buffer', 'input', 'replay']) {
       if (opts[k] !== undefined) r.fail(`option '${k}' belongs on the member chardevs, not on the hub`, k, opts[k]);
     }
   }

@@ -30,6 +30,10 @@ import { removeIfOurs } from '../sys/paths.js';
 export const DEFAULT_MAX_MEMBERS = 64;
 /** Slack of a `drop` member when none is configured: a few screens of a busy boot log. */
 export const DEFAULT_DROP_BUFFER = 1024 * 1024;
+/** replay= of socket, pty and web members of a console port when not given (generic ports: 0). */
+export const DEFAULT_CONSOLE_REPLAY = 16 * 1024;
+/** Backends a person attaches to: they get the console's recent output by default. */
+const REPLAY_BACKENDS = new Set(['socket', 'pty', 'web']);
 
 export interface HubOptions {
   maxMembers?: number;
@@ -142,10 +146,10 @@ export class Hub extends EventEmitter {
     if (chardev.owner !== undefined) throw new StateError(`${this.label}: member '${chardev.id}' is already used by ${chardev.owner}`);
     if (this.#members.size >= this.maxMembers) throw new StateError(`${this.label}: too many members (maximum is ${this.maxMembers})`);
     const requested = { ...chardev.common.member, ...opts };
-    const m = new HubMember(chardev, requested, this.resolve(chardev.id, requested), this.#queue.head);
+    const m = new HubMember(chardev, requested, this.resolve(chardev.id, requested, chardev.backend), this.#queue.head);
     chardev.claim(this.label);
     this.#members.set(chardev.id, m);
-    m.on('connected', () => this.memberMoved(m));
+    m.on('connected', () => this.memberMoved(m, true));
     m.on('disconnected', () => {
       this.memberMoved(m);
       this.emit('member-gone', m.id);
@@ -171,7 +175,7 @@ export class Hub extends EventEmitter {
       this.#size = chardev.windowSize;
       this.emit('resize', this.#size, m.id);
     }
-    this.memberMoved(m);
+    this.memberMoved(m, m.chardev.connected);
     return m;
   }
 
@@ -196,7 +200,7 @@ export class Hub extends EventEmitter {
     }
     this.#port = port;
     this.#console = console;
-    for (const m of this.#members.values()) m.settings = this.resolve(m.id, m.requested);
+    for (const m of this.#members.values()) m.settings = this.resolve(m.id, m.requested, m.chardev.backend);
     this.settle();
   }
 
@@ -311,6 +315,8 @@ export class Hub extends EventEmitter {
     let open = false;
     for (const m of this.#members.values()) {
       open ||= m.chardev.connected;
+      // Keep the history the members may replay (never more than that: it is memory).
+      if (m.settings.replay > 0) tail = Math.min(tail, Math.max(0, head - m.settings.replay));
       const lag = head - m.pos;
       if (m.settings.policy === 'drop' && lag > m.settings.buffer) {
         m.drops += lag - m.settings.buffer;
@@ -332,11 +338,38 @@ export class Hub extends EventEmitter {
     }
   }
 
-  /** A member connected, disconnected, failed, or was attached: it starts at the present. */
-  private memberMoved(m: HubMember): void {
-    m.resetTo(this.#queue.head);
+  /**
+   * A member connected, disconnected, failed, or was attached: it starts at the present, or
+   * (connecting, with replay=) at the start of the last `replay` bytes the hub still holds --
+   * at a line start within them if there is one. Replay and live output are one stream from
+   * one offset, so there is no gap and no duplicate at the seam.
+   */
+  private memberMoved(m: HubMember, connecting = false): void {
+    m.resetTo(connecting && m.settings.replay > 0 ? this.replayStart(m.settings.replay) : this.#queue.head);
     this.applyInputState(m);
+    this.flush(m);
     this.settle();
+  }
+
+  private replayStart(size: number): number {
+    const head = this.#queue.head;
+    const from = Math.max(this.#queue.start, head - size);
+    if (from === 0 || from >= head) return from;
+    // A whole line first: the byte after the window's first newline (counting the byte just
+    // before the window, so a window that starts a line keeps it), unless that is the head.
+    for (let pos = from > this.#queue.start ? from - 1 : from; pos < head; ) {
+      const view = this.#queue.view(pos);
+      const nl = view.indexOf(0x0a);
+      if (nl >= 0) return pos + nl + 1 < head ? pos + nl + 1 : from;
+      pos += view.length;
+    }
+    return from;
+  }
+
+  /** replay=, or the default: 16 KiB for a console's socket, pty and web members, else 0; at most a drop member's buffer. */
+  private replaySize(requested: MemberOptions, backend: string | undefined, policy: string, buffer: number): number {
+    const size = requested.replay ?? (this.#console && backend !== undefined && REPLAY_BACKENDS.has(backend) ? DEFAULT_CONSOLE_REPLAY : 0);
+    return policy === 'drop' ? Math.min(size, buffer) : size;
   }
 
   private memberInput(m: HubMember, chunk: Buffer): void {
@@ -351,12 +384,15 @@ export class Hub extends EventEmitter {
     else m.chardev.resumeInput();
   }
 
-  private resolve(id: string, requested: MemberOptions): MemberSettings {
+  private resolve(id: string, requested: MemberOptions, backend?: string): MemberSettings {
     if (this.#console) this.refuseLossless(id, requested);
+    const policy = requested.policy ?? (this.#console ? 'drop' : 'lossless');
+    const buffer = requested.buffer ?? DEFAULT_DROP_BUFFER;
     return {
-      policy: requested.policy ?? (this.#console ? 'drop' : 'lossless'),
-      buffer: requested.buffer ?? DEFAULT_DROP_BUFFER,
+      policy,
+      buffer,
       input: requested.input ?? true,
+      replay: this.replaySize(requested, backend, policy, buffer),
     };
   }
 

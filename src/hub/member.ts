@@ -9,6 +9,8 @@ export interface MemberSettings {
   buffer: number;
   /** false: a viewer; what it sends is discarded. */
   input: boolean;
+  /** Bytes of past output a (re)connecting member gets first (0: none). */
+  replay: number;
 }
 
 export interface MemberStats {

@@ -15,6 +15,11 @@ export class OutputQueue {
     return this.#head;
   }
 
+  /** The oldest offset still held (the head when nothing is). */
+  get start(): number {
+    return this.#blocks.length > 0 ? Math.min(this.#head, this.#first * BLOCK) : this.#head;
+  }
+
   /** Bytes held in memory (whole blocks). */
   get held(): number {
     return this.#blocks.length * BLOCK;

@@ -44,7 +44,8 @@ export class Vm {
     const chardevs = spec.chardevs ?? Object.fromEntries(ports.map((p) => [p.chardev, `socket,path=${join(dir, `${p.chardev}.sock`)},server=on,wait=off`]));
     const waitFiles = [join(dir, 'vm.sock')];
     for (const [id, def] of Object.entries(chardevs)) {
-      const [backend, ...rest] = def.split(',');
+      // '@DIR@' in a chardev stands for the VM's directory (where the default sockets go).
+      const [backend, ...rest] = def.replaceAll('@DIR@', dir).split(',');
       args.push('--chardev', [backend, `id=${id}`, ...rest].join(','));
       if (backend === 'socket') waitFiles.push(join(dir, `${id}.sock`));
     }
