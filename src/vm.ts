@@ -28,12 +28,14 @@ interface PortEntry {
   hub: Hub;
 }
 
-/**
- * Events:
- *  - 'port-open' (portId: string, open: boolean)   the guest opened/closed a port
- *  - 'frontend' (connected: boolean, reason?: string)
- */
-export class Vm extends EventEmitter {
+export interface VmEvents {
+  /** The guest opened/closed a port (`portId` is the port's device id). */
+  'port-open': [portId: string, open: boolean];
+  /** A vhost-user front-end (QEMU) connected, or went away (`reason`). */
+  frontend: [connected: boolean, reason?: string];
+}
+
+export class Vm extends EventEmitter<VmEvents> {
   readonly id: string;
   readonly device: ConsoleDevice;
   readonly #log: Logger;
