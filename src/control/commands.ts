@@ -321,7 +321,7 @@ export const COMMANDS: Record<string, Command> = {
       const cfg = next(ctx.target, vm, (c) => ({ ...c, devices: c.devices.filter((d) => d.id !== id) }));
       await ctx.target.deviceDel(vm, id, cfg);
       // QEMU's order (qapi/qdev.json): the reply, then DEVICE_DELETED.
-      ctx.afterReply(() => ctx.emit('DEVICE_DELETED', { device: id, vm }));
+      ctx.afterReply(() => ctx.emit('DEVICE_DELETED', { device: id, path: `/machine/peripheral/${id}`, vm }));
       return {};
     },
   },

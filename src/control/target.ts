@@ -118,6 +118,6 @@ export interface ControlEvents {
   FRONTEND_CONNECTED: { vm: string };
   /** The front-end went away (or the connection was ended for a protocol or ring error). */
   FRONTEND_DISCONNECTED: { vm: string; reason?: string };
-  /** A port was unplugged (device_del), as QEMU reports it. */
-  DEVICE_DELETED: { device: string; vm: string };
+  /** A port was unplugged (device_del), as QEMU reports it: `path` is the QOM path QEMU would give a device with this id. */
+  DEVICE_DELETED: { device: string; path: string; vm: string };
 }

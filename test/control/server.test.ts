@@ -372,7 +372,7 @@ describe('commands', () => {
     expect(await c.cmd('device_del', { id: 'org.example.hot' })).toEqual({ return: {} });
     await c.until(() => c.events.length === 1);
     expect(c.events[0]!.event).toBe('DEVICE_DELETED');
-    expect(c.events[0]!.data).toEqual({ device: 'org.example.hot', vm: 'vm0' });
+    expect(c.events[0]!.data).toEqual({ device: 'org.example.hot', path: '/machine/peripheral/org.example.hot', vm: 'vm0' });
     expect(target.vmConfig('vm0').devices.map((d) => d.id)).toEqual(['console', 'org.qemu.guest_agent.0']);
   });
 

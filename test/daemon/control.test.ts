@@ -313,7 +313,7 @@ describe('device_add / device_del', () => {
     expect(await q.execute('device_del', { id: 'hot' })).toEqual({});
     await d.waitFor(() => !d.ports.has(2), 'PORT_REMOVE');
     expect(d.controlLog.slice(mark).some((m) => m.id === 2 && m.event === Ctrl.PORT_REMOVE)).toBe(true);
-    expect((await q.waitEvent((e) => e.event === 'DEVICE_DELETED', 'DEVICE_DELETED', before)).data).toEqual({ device: 'hot', vm: 'vm0' });
+    expect((await q.waitEvent((e) => e.event === 'DEVICE_DELETED', 'DEVICE_DELETED', before)).data).toEqual({ device: 'hot', path: '/machine/peripheral/hot', vm: 'vm0' });
     expect((await ports(q)).map((x) => x.id)).toEqual(['console', 'port1']);
     // Its chardev stays, unused, and can now be removed.
     expect((await chardevs(q)).find((c) => c.label === 'hp')).toMatchObject({ 'frontend-open': false });

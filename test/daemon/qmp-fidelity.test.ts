@@ -61,7 +61,7 @@ describe('QMP fidelity', () => {
     await until(() => c.messages.some((m) => m.event === 'DEVICE_DELETED'), 'DEVICE_DELETED');
     const order = c.messages.slice(3).map((m) => (m.event !== undefined ? `event ${String(m.event)}` : `reply ${String(m.id)}`));
     expect(order).toEqual(['reply del', 'event DEVICE_DELETED']);
-    expect(c.messages.find((m) => m.event === 'DEVICE_DELETED')!.data).toEqual({ device: 'hot', vm: 'vm0' });
+    expect(c.messages.find((m) => m.event === 'DEVICE_DELETED')!.data).toEqual({ device: 'hot', path: '/machine/peripheral/hot', vm: 'vm0' });
   });
 
   it("query-version has QEMU's shape and says it is vhost-console's version", async () => {
