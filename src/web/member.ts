@@ -31,10 +31,11 @@ export class WebMember extends Chardev {
     readonly remote: string,
     buffer = DEFAULT_WEB_BUFFER,
   ) {
+    // replay=0: a viewer's history is the port's screen (ScreenMember), sent before it joins.
     super(id, 'web', {
       logappend: false,
       timestamp: false,
-      member: { policy: 'drop', buffer, input: role === 'read-write' },
+      member: { policy: 'drop', buffer, input: role === 'read-write', replay: 0 },
     });
   }
 

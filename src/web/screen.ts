@@ -39,7 +39,11 @@ export class ScreenMember extends Chardev {
     readonly scrollback: number,
     size: { cols: number; rows: number },
   ) {
-    super(id, 'web-screen', { logappend: false, timestamp: false, member: { policy: 'drop', input: false } });
+    super(id, 'web-screen', {
+      logappend: false,
+      timestamp: false,
+      member: { policy: 'drop', input: false, replay: 0 },
+    });
     this.#term = new Terminal({ cols: size.cols, rows: size.rows, scrollback, allowProposedApi: true });
     this.#serializer = new SerializeAddon();
     this.#term.loadAddon(this.#serializer);

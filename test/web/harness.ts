@@ -3,6 +3,7 @@
 // tests of the server's own rules (auth, protocol, flow); the browser tests go through the
 // real daemon and the test front-end (daemon.test.ts).
 import { Hub } from '../../src/hub/hub.js';
+import { CONSOLE_MEMBER_DEFAULTS } from '../../src/port/port.js';
 import type { WebPort, WebServer as WebServerT } from '../../src/web/server.js';
 import { WebServer } from '../../src/web/server.js';
 import type { Tokens } from '../../src/web/auth.js';
@@ -21,7 +22,7 @@ export class FakeConsole {
     readonly id: string,
   ) {
     this.hub = new Hub(`port-${id}`, { label: `port '${id}'` });
-    this.hub.bind(`port '${id}'`, true);
+    this.hub.bind(`port '${id}'`, CONSOLE_MEMBER_DEFAULTS);
     this.hub.on('data', (c: Buffer) => this.input.push(c));
     this.hub.resumeInput();
   }

@@ -150,6 +150,49 @@ describe('web server (in process)', () => {
     expect(v.text()).toBe('line 201\r\n');
   });
 
+  it('viewers joining during a stream of output see exactly what a terminal fed everything shows: no gap, nothing doubled', async () => {
+    const xh = (await import('@xterm/headless')).default;
+    const term = () => new xh.Terminal({ cols: 80, rows: 24, scrollback: 200, allowProposedApi: true });
+    /** Scrollback and screen as text, once everything written is parsed. */
+    const lines = async (t: InstanceType<typeof xh.Terminal>): Promise<string> => {
+      await new Promise<void>((r) => t.write('', r));
+      const out: string[] = [];
+      for (let y = 0; y < t.buffer.active.length; y++) out.push(t.buffer.active.getLine(y)!.translateToString(true));
+      return out.join('\n');
+    };
+    const c = new FakeConsole('vm0', 'console');
+    ({ server } = await startServer([c], { scrollback: 200 }));
+    const reference = term();
+    let i = 0;
+    const timer = setInterval(() => {
+      for (let k = 0; k < 2; k++, i++) {
+        const chunk = `\x1b[3${i % 8}mline ${i}\x1b[0m ${'.'.repeat(i % 50)}\r\n`;
+        reference.write(chunk);
+        c.hub.output(Buffer.from(chunk));
+      }
+    }, 5);
+    const viewers: Client[] = [];
+    try {
+      for (let k = 0; k < 3; k++) {
+        await new Promise((r) => setTimeout(r, 50));
+        viewers.push(await viewer(server.baseUrl, TOKENS.readOnly));
+      }
+    } finally {
+      clearInterval(timer);
+    }
+    reference.write('the end\r\n');
+    c.hub.output(Buffer.from('the end\r\n'));
+    await until(() => viewers.every((v) => v.text().includes('the end')), 'every viewer to have the last line');
+    const want = await lines(reference);
+    expect(want).toContain('line 0 ');
+    for (const v of viewers) {
+      const t = term();
+      t.write(v.json.find((m) => m.type === 'screen')!.data as string);
+      for (const b of v.bin) t.write(b);
+      expect(await lines(t)).toBe(want);
+    }
+  });
+
   it('the guest size follows the most recently active writer; a read-only viewer never resizes', async () => {
     const c = new FakeConsole('vm0', 'console');
     ({ server } = await startServer([c]));
