@@ -11,13 +11,12 @@
 import { EventEmitter } from 'node:events';
 import { StateError } from '../errors.js';
 import { logger, type Logger } from '../log.js';
-import { ChardevLog } from './log.js';
+import { Transcript } from './transcript.js';
 import type { Rotation } from './rotating.js';
 import { removeIfOurs } from '../sys/paths.js';
 
 export type MemberPolicy = 'lossless' | 'drop';
 
-/** How a hub treats this chardev as a member. Unset fields take the port's defaults. */
 /** A terminal's size in character cells. */
 export interface WinSize {
   cols: number;
@@ -39,6 +38,7 @@ export interface ChardevEvents {
   resize: [size: WinSize];
 }
 
+/** How a hub treats this chardev as a member. Unset fields take the port's defaults. */
 export interface MemberOptions {
   policy?: MemberPolicy;
   /** Bytes a `drop` member may lag behind before its oldest bytes are dropped. */
@@ -54,7 +54,7 @@ export interface CommonOptions {
   /** Record guest output to this file. */
   logfile?: string;
   logappend: boolean;
-  /** Prefix each line of the log with a host timestamp. */
+  /** Prefix each line of the transcript (logfile=) with a host timestamp. */
   timestamp: boolean;
   /** max-size=/backups=: rotate the logfile= (and a file backend's output) like virtlogd. */
   rotate?: Rotation;
@@ -69,7 +69,7 @@ export abstract class Chardev extends EventEmitter<ChardevEvents> {
   #inputPaused = true;
   #heldInput: Buffer[] = [];
   #owner: string | undefined;
-  #record: ChardevLog | undefined;
+  #transcript: Transcript | undefined;
   #started = false;
   #closed = false;
   /** Files this chardev created (its output file, its logfile=): a failed start removes them. */
@@ -132,7 +132,7 @@ export abstract class Chardev extends EventEmitter<ChardevEvents> {
   /** SIGHUP: reopen the `logfile=` (and a file backend's output) at the same path. */
   reopenLogs(): void {
     try {
-      this.#record?.reopen();
+      this.#transcript?.reopen();
     } catch (err) {
       this.log.warn({ err: (err as Error).message, logfile: this.common.logfile }, 'cannot reopen the log file; keeping the old one');
     }
@@ -144,8 +144,8 @@ export abstract class Chardev extends EventEmitter<ChardevEvents> {
     this.#started = true;
     try {
       if (this.common.logfile) {
-        this.#record = new ChardevLog(this.common.logfile, this.common.logappend, this.common.timestamp, this.common.rotate);
-        if (this.#record.created) this.noteCreated(this.common.logfile);
+        this.#transcript = new Transcript(this.common.logfile, this.common.logappend, this.common.timestamp, this.common.rotate);
+        if (this.#transcript.created) this.noteCreated(this.common.logfile);
       }
       await this.open();
     } catch (err) {
@@ -158,8 +158,8 @@ export abstract class Chardev extends EventEmitter<ChardevEvents> {
   /**
    * Guest output. Returns the bytes taken (short = would block; wait for 'writable').
    * With no peer, or after a hard error, the bytes are discarded and reported as taken, as
-   * QEMU's backends do, so an absent reader never holds anyone back. The log records them
-   * either way: a log exists to see what the guest said while nobody watched.
+   * QEMU's backends do, so an absent reader never holds anyone back. The transcript
+   * (logfile=) records them either way: it exists to see what the guest said while nobody watched.
    */
   write(data: Uint8Array): number {
     let n = data.length;
@@ -171,7 +171,7 @@ export abstract class Chardev extends EventEmitter<ChardevEvents> {
         n = data.length;
       }
     }
-    if (n > 0) this.#record?.write(data.subarray(0, n));
+    if (n > 0) this.#transcript?.write(data.subarray(0, n));
     return n;
   }
 
@@ -204,8 +204,8 @@ export abstract class Chardev extends EventEmitter<ChardevEvents> {
       await this.shutdown();
     } finally {
       this.setConnected(false);
-      this.#record?.close();
-      this.#record = undefined;
+      this.#transcript?.close();
+      this.#transcript = undefined;
       if (opts.undo) this.removeCreated();
     }
   }

@@ -18,8 +18,8 @@
 //    it alone, and counted. A console port allows only this (Linux spins on console output,
 //    so a stalled console would freeze the guest), with a generous default buffer.
 import { EventEmitter } from 'node:events';
-import type { Chardev, CommonOptions, MemberOptions } from '../chardev/chardev.js';
-import { ChardevLog } from '../chardev/log.js';
+import type { Chardev, CommonOptions, MemberOptions, MemberPolicy, WinSize } from '../chardev/chardev.js';
+import { Transcript } from '../chardev/transcript.js';
 import type { ChardevConfig, HubOptions as HubConfigOptions } from '../chardev/options.js';
 import { ConfigError, StateError } from '../errors.js';
 import { logger, type Logger } from '../log.js';
@@ -39,20 +39,44 @@ export interface HubOptions {
   maxMembers?: number;
   /** How members' ownership reads in errors; default "hub 'ID'" (an implicit hub may say "port 'x'"). */
   label?: string;
-  /** logfile/logappend/timestamp: a log of all guest output, whoever is connected. */
+  /** logfile/logappend/timestamp: a transcript of all guest output, whoever is connected. */
   common?: CommonOptions;
 }
 
-export interface WinSize {
-  cols: number;
-  rows: number;
+export type { WinSize };
+
+/**
+ * What the port a hub serves asks of the members (the port knows why; the hub only applies
+ * it). Until a port binds the hub, GENERIC_MEMBER_DEFAULTS apply.
+ */
+export interface MemberDefaults {
+  /** The policy of a member that does not choose one. */
+  policy: MemberPolicy;
+  /** Set when the port cannot honour policy=lossless: the reason, for the error message. */
+  refuseLossless?: string;
+  /** replay= of the members people attach to (socket, pty, web) when they do not choose. */
+  replay: number;
+}
+
+export const GENERIC_MEMBER_DEFAULTS: Readonly<MemberDefaults> = { policy: 'lossless', replay: 0 };
+
+export interface HubEvents {
+  /** First member connected / last member left. */
+  open: [open: boolean];
+  /** A lossless member is behind / all caught up. */
+  'output-blocked': [blocked: boolean];
+  /** Input towards the guest. */
+  data: [chunk: Buffer, member: string];
+  /** A member's terminal size changed. */
+  resize: [size: WinSize, member: string];
+  /** A member disconnected, failed or was detached: its input that waits for the guest is to be dropped. */
+  'member-gone': [member: string];
 }
 
 export interface HubStats {
   id: string;
   /** The port this hub serves, if bound. */
   port: string | undefined;
-  console: boolean;
   open: boolean;
   outputBlocked: boolean;
   bytesFromGuest: number;
@@ -60,25 +84,17 @@ export interface HubStats {
   members: MemberStats[];
 }
 
-/**
- * Events:
- *  - 'open' (open: boolean)             first member connected / last member left
- *  - 'output-blocked' (blocked: boolean) a lossless member is behind / all caught up
- *  - 'writable' ()                       output unblocked (for write() callers)
- *  - 'data' (chunk: Buffer, member: string)  input towards the guest
- *  - 'resize' (size: WinSize, member: string)  a member's terminal size changed
- */
-export class Hub extends EventEmitter {
+export class Hub extends EventEmitter<HubEvents> {
   readonly maxMembers: number;
   readonly label: string;
   readonly #log: Logger;
   readonly #members = new Map<string, HubMember>();
   readonly #queue = new OutputQueue();
-  readonly #record: ChardevLog | undefined;
+  readonly #transcript: Transcript | undefined;
   #open = false;
   #blocked = false;
   #inputPaused = true; // nobody to take input until a port resumes it
-  #console = false;
+  #defaults: Readonly<MemberDefaults> = GENERIC_MEMBER_DEFAULTS;
   #port: string | undefined;
   #size: WinSize | undefined;
 
@@ -87,7 +103,7 @@ export class Hub extends EventEmitter {
     this.maxMembers = opts.maxMembers ?? DEFAULT_MAX_MEMBERS;
     this.label = opts.label ?? `hub '${id}'`;
     this.#log = logger({ component: 'hub', hub: id });
-    if (opts.common?.logfile) this.#record = new ChardevLog(opts.common.logfile, opts.common.logappend, opts.common.timestamp, opts.common.rotate);
+    if (opts.common?.logfile) this.#transcript = new Transcript(opts.common.logfile, opts.common.logappend, opts.common.timestamp, opts.common.rotate);
   }
 
   /**
@@ -121,10 +137,6 @@ export class Hub extends EventEmitter {
 
   get inputPaused(): boolean {
     return this.#inputPaused;
-  }
-
-  get console(): boolean {
-    return this.#console;
   }
 
   /** The last window size a member (a pty) reported. */
@@ -192,14 +204,14 @@ export class Hub extends EventEmitter {
     this.emit('member-gone', id);
   }
 
-  /** Called by the port seam: which port this hub serves, and whether it is the console. */
-  bind(port: string, console: boolean): void {
+  /** Called by the port seam: which port this hub serves, and what it asks of the members. */
+  bind(port: string, defaults: Readonly<MemberDefaults>): void {
     if (this.#port !== undefined && this.#port !== port) throw new StateError(`${this.label} is already used by ${this.#port}`);
-    if (console) {
-      for (const m of this.#members.values()) this.refuseLossless(m.id, m.requested);
+    if (defaults.refuseLossless !== undefined) {
+      for (const m of this.#members.values()) this.refuseLossless(m.id, m.requested, defaults.refuseLossless);
     }
     this.#port = port;
-    this.#console = console;
+    this.#defaults = defaults;
     for (const m of this.#members.values()) m.settings = this.resolve(m.id, m.requested, m.chardev.backend);
     this.settle();
   }
@@ -207,7 +219,7 @@ export class Hub extends EventEmitter {
   unbind(port: string): void {
     if (this.#port !== port) return;
     this.#port = undefined;
-    this.#console = false;
+    this.#defaults = GENERIC_MEMBER_DEFAULTS;
   }
 
   /**
@@ -217,19 +229,9 @@ export class Hub extends EventEmitter {
   output(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
     this.#queue.push(chunk);
-    this.#record?.write(chunk);
+    this.#transcript?.write(chunk);
     for (const m of this.#members.values()) this.flush(m);
     this.settle();
-  }
-
-  /**
-   * QEMU's chr_write contract, for callers that retry: takes all of `data`, or nothing (0)
-   * while a lossless member is behind; 'writable' follows when it can take more.
-   */
-  write(data: Uint8Array): number {
-    if (this.#blocked) return 0;
-    this.output(data);
-    return data.length;
   }
 
   pauseInput(): void {
@@ -265,7 +267,6 @@ export class Hub extends EventEmitter {
     return {
       id: this.id,
       port: this.#port,
-      console: this.#console,
       open: this.#open,
       outputBlocked: this.#blocked,
       bytesFromGuest: head,
@@ -277,17 +278,17 @@ export class Hub extends EventEmitter {
   /** SIGHUP: reopen the hub's own `logfile=`. */
   reopenLogs(): void {
     try {
-      this.#record?.reopen();
+      this.#transcript?.reopen();
     } catch (err) {
       this.#log.warn({ err: (err as Error).message }, 'cannot reopen the log file; keeping the old one');
     }
   }
 
-  /** Detach every member (the chardevs stay open) and close the hub's log; `undo` (a failed start) removes the log if this hub created it. */
+  /** Detach every member (the chardevs stay open) and close the hub's transcript; `undo` (a failed start) removes its file if this hub created it. */
   close(opts: { undo?: boolean } = {}): void {
     for (const id of [...this.#members.keys()]) this.detach(id);
-    this.#record?.close();
-    if (opts.undo && this.#record?.created) removeIfOurs(this.#record.path);
+    this.#transcript?.close();
+    if (opts.undo && this.#transcript?.created) removeIfOurs(this.#transcript.path);
   }
 
   /** Send what a member has not had yet, until it is done or would block. */
@@ -334,7 +335,6 @@ export class Hub extends EventEmitter {
     if (blocked !== this.#blocked) {
       this.#blocked = blocked;
       this.emit('output-blocked', blocked);
-      if (!blocked) this.emit('writable');
     }
   }
 
@@ -366,9 +366,9 @@ export class Hub extends EventEmitter {
     return from;
   }
 
-  /** replay=, or the default: 16 KiB for a console's socket, pty and web members, else 0; at most a drop member's buffer. */
+  /** replay=, or the port's default for socket, pty and web members (else 0); at most a drop member's buffer. */
   private replaySize(requested: MemberOptions, backend: string | undefined, policy: string, buffer: number): number {
-    const size = requested.replay ?? (this.#console && backend !== undefined && REPLAY_BACKENDS.has(backend) ? DEFAULT_CONSOLE_REPLAY : 0);
+    const size = requested.replay ?? (backend !== undefined && REPLAY_BACKENDS.has(backend) ? this.#defaults.replay : 0);
     return policy === 'drop' ? Math.min(size, buffer) : size;
   }
 
@@ -385,8 +385,8 @@ export class Hub extends EventEmitter {
   }
 
   private resolve(id: string, requested: MemberOptions, backend?: string): MemberSettings {
-    if (this.#console) this.refuseLossless(id, requested);
-    const policy = requested.policy ?? (this.#console ? 'drop' : 'lossless');
+    if (this.#defaults.refuseLossless !== undefined) this.refuseLossless(id, requested, this.#defaults.refuseLossless);
+    const policy = requested.policy ?? this.#defaults.policy;
     const buffer = requested.buffer ?? DEFAULT_DROP_BUFFER;
     return {
       policy,
@@ -396,10 +396,10 @@ export class Hub extends EventEmitter {
     };
   }
 
-  private refuseLossless(id: string, requested: MemberOptions): void {
+  private refuseLossless(id: string, requested: MemberOptions, why: string): void {
     if (requested.policy === 'lossless') {
       throw new ConfigError(
-        `${this.label}: member '${id}' has policy=lossless, which a console port refuses (the guest would stall on console output); use policy=drop`,
+        `${this.label}: member '${id}' has policy=lossless, which ${why}; use policy=drop`,
         'policy',
         'lossless',
       );

@@ -11,12 +11,25 @@
 //    guest took it -- what waits here and what waits in its socket -- is discarded, so a guest
 //    that opens the port later never receives a departed client's stale request.
 //  - Host-open: a generic port is open while any member is connected; a console port is open
-//    for good, so its output always reaches logs and late viewers (QEMU does the same since
+//    for good, so its output always reaches transcripts and late viewers (QEMU does the same since
 //    "virtio-console: set frontend open permanently for console devs").
 //  - A console port follows its pty members' window size through `onResize`.
 import type { DevicePort } from '../device/types.js';
 import { logger, type Logger } from '../log.js';
-import type { Hub, HubStats, WinSize } from '../hub/hub.js';
+import type { WinSize } from '../chardev/chardev.js';
+import { Subscriptions } from '../events.js';
+import { DEFAULT_CONSOLE_REPLAY, GENERIC_MEMBER_DEFAULTS, type Hub, type HubStats, type MemberDefaults } from '../hub/hub.js';
+
+/**
+ * What a console port asks of its hub's members: Linux busy-waits on console output, so no
+ * member may hold the guest back (drop, never lossless), and people attaching get the recent
+ * output. A generic port takes the hub's GENERIC_MEMBER_DEFAULTS (lossless, no replay).
+ */
+export const CONSOLE_MEMBER_DEFAULTS: Readonly<MemberDefaults> = {
+  policy: 'drop',
+  refuseLossless: 'a console port refuses (the guest would stall on console output)',
+  replay: DEFAULT_CONSOLE_REPLAY,
+};
 
 export interface PortOptions {
   /** How the port reads in messages ("port 'console'"); default from its name or number. */
@@ -47,33 +60,33 @@ export class Port {
   readonly #pending: { chunk: Buffer; member: string }[] = [];
   #flushing = false;
   #closed = false;
-  readonly #off: (() => void)[] = [];
+  readonly #subs = new Subscriptions();
 
   constructor(readonly device: DevicePort, readonly hub: Hub, private readonly opts: PortOptions = {}) {
     this.label = opts.label ?? `port '${device.name ?? device.nr}'`;
     this.#log = logger({ component: 'port', port: device.name ?? device.nr, hub: hub.id });
-    hub.bind(this.label, device.console);
+    hub.bind(this.label, device.console ? CONSOLE_MEMBER_DEFAULTS : GENERIC_MEMBER_DEFAULTS);
 
-    this.listen(device, 'data', (chunk: Buffer) => hub.output(chunk));
-    this.listen(device, 'writable', () => this.flushInput());
-    this.listen(device, 'guest-open', (open: boolean) => {
+    this.#subs.listen(device, 'data', (chunk: Buffer) => hub.output(chunk));
+    this.#subs.listen(device, 'writable', () => this.flushInput());
+    this.#subs.listen(device, 'guest-open', (open: boolean) => {
       this.#log.info({ guestOpen: open }, open ? 'guest opened the port' : 'guest closed the port');
       if (open) this.flushInput();
       else this.hub.pauseInput(); // stop reading: the input waits in the OS objects
     });
-    this.listen(hub, 'data', (chunk: Buffer, member: string) => {
+    this.#subs.listen(hub, 'data', (chunk: Buffer, member: string) => {
       this.#pending.push({ chunk, member });
       this.flushInput();
     });
-    this.listen(hub, 'member-gone', (member: string) => this.dropInputOf(member));
+    this.#subs.listen(hub, 'member-gone', (member: string) => this.dropInputOf(member));
     if (device.console) {
       device.setHostOpen(true);
-      this.listen(hub, 'resize', (size: WinSize) => this.resize(size));
+      this.#subs.listen(hub, 'resize', (size: WinSize) => this.resize(size));
       if (hub.windowSize) this.resize(hub.windowSize);
     } else {
       device.setHostOpen(hub.hostOpen);
-      this.listen(hub, 'open', (open: boolean) => device.setHostOpen(open));
-      this.listen(hub, 'output-blocked', (blocked: boolean) => device.setOutputPaused(blocked));
+      this.#subs.listen(hub, 'open', (open: boolean) => device.setHostOpen(open));
+      this.#subs.listen(hub, 'output-blocked', (blocked: boolean) => device.setOutputPaused(blocked));
       if (hub.outputBlocked) device.setOutputPaused(true);
     }
     this.flushInput(); // starts the hub's input flowing
@@ -83,7 +96,7 @@ export class Port {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const f of this.#off.splice(0)) f();
+    this.#subs.dispose();
     this.hub.pauseInput();
     this.hub.unbind(this.label);
     if (!this.device.console) this.device.setOutputPaused(false);
@@ -148,10 +161,5 @@ export class Port {
 
   private resize(size: WinSize): void {
     if (size.cols > 0 && size.rows > 0) this.opts.onResize?.(size.cols, size.rows);
-  }
-
-  private listen(emitter: NodeJS.EventEmitter, event: string, fn: (...args: any[]) => void): void {
-    emitter.on(event, fn);
-    this.#off.push(() => emitter.off(event, fn));
   }
 }

@@ -6,7 +6,8 @@ import { createChardev, parseChardevOptions } from '../../src/chardev/registry.j
 import type { ChardevConfig, HubOptions } from '../../src/chardev/options.js';
 import type { RingbufChardev } from '../../src/chardev/ringbuf.js';
 import { ConfigError, StateError } from '../../src/errors.js';
-import { Hub } from '../../src/hub/hub.js';
+import { GENERIC_MEMBER_DEFAULTS, Hub } from '../../src/hub/hub.js';
+import { CONSOLE_MEMBER_DEFAULTS } from '../../src/port/port.js';
 import { defer, next, socketServer, start, tmpdir, until } from '../chardev/helpers.js';
 
 function hubOf(id: string, members: Chardev[], opts: Record<string, string> = {}): Hub {
@@ -149,7 +150,7 @@ describe('hub policies', () => {
     const r = await start<RingbufChardev>('ringbuf', 'fast', { size: '4M' });
     const s = await socketServer('slow');
     const hub = hubOf('hub7', [r, s.chardev]);
-    hub.bind("port 'data'", false);
+    hub.bind("port 'data'", GENERIC_MEMBER_DEFAULTS);
     const c = await s.dial();
     c.pause();
     const blocked = next(hub, 'output-blocked');
@@ -173,7 +174,7 @@ describe('hub policies', () => {
     const r = await start<RingbufChardev>('ringbuf', 'log', { size: '4M' });
     const s = await socketServer('stalled', { buffer: '64K' });
     const hub = hubOf('hub8', [r, s.chardev]);
-    hub.bind("port 'console'", true);
+    hub.bind("port 'console'", CONSOLE_MEMBER_DEFAULTS);
     const blocks: boolean[] = [];
     hub.on('output-blocked', (b: boolean) => blocks.push(b));
     const c = await s.dial();
@@ -202,13 +203,13 @@ describe('hub policies', () => {
   it('a console port refuses a lossless member with a clear error', async () => {
     const s = await start('ringbuf', 'strict', { policy: 'lossless' });
     const hub = hubOf('hub9', [s]);
-    const err = (() => { try { hub.bind("port 'console'", true); } catch (e) { return e as Error; } })();
+    const err = (() => { try { hub.bind("port 'console'", CONSOLE_MEMBER_DEFAULTS); } catch (e) { return e as Error; } })();
     expect(err).toBeInstanceOf(ConfigError);
     expect(err!.message).toBe("hub 'hub9': member 'strict' has policy=lossless, which a console port refuses (the guest would stall on console output); use policy=drop");
     // Attached later, the same holds.
     const other = new Hub('hub10');
     defer(() => other.close());
-    other.bind("port 'c2'", true);
+    other.bind("port 'c2'", CONSOLE_MEMBER_DEFAULTS);
     const late = await start('ringbuf', 'late');
     expect(() => other.attach(late, { policy: 'lossless' })).toThrow(/policy=lossless, which a console port refuses/);
     expect(late.owner).toBeUndefined();
@@ -244,8 +245,8 @@ describe('hub membership', () => {
     expect(() => build(['x'])).toThrow("hub 'h2': member 'x' is already used by hub 'h1'");
     expect(() => build(['h1'])).toThrow("hub 'h2': chardevs.0: 'h1' is a hub; hubs cannot be stacked");
 
-    h1.bind("port 'console'", true);
-    expect(() => h1.bind("port 'other'", false)).toThrow("hub 'h1' is already used by port 'console'");
+    h1.bind("port 'console'", CONSOLE_MEMBER_DEFAULTS);
+    expect(() => h1.bind("port 'other'", GENERIC_MEMBER_DEFAULTS)).toThrow("hub 'h1' is already used by port 'console'");
 
     const small = new Hub('small', { maxMembers: 2 });
     defer(() => small.close());

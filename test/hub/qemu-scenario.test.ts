@@ -14,7 +14,8 @@ import { describe, expect, it } from 'vitest';
 import type { RingbufChardev } from '../../src/chardev/ringbuf.js';
 import { Hub } from '../../src/hub/hub.js';
 import * as libc from '../../src/sys/libc.js';
-import { defer, next, readAvailable, start, tmpdir, until } from '../chardev/helpers.js';
+import { defer, readAvailable, start, tmpdir, until } from '../chardev/helpers.js';
+import { chrWrite, writable as hubWritable } from './chr-write.js';
 
 describe('hub: QEMU test-char hub scenario', () => {
   it('fills a pipe to would-block, drains it, and the stream continues byte-exact', async () => {
@@ -34,7 +35,7 @@ describe('hub: QEMU test-char hub scenario', () => {
     defer(() => fs.closeSync(out));
     const sent: Buffer[] = [];
     const write = (s: string) => {
-      const n = hub.write(Buffer.from(s));
+      const n = chrWrite(hub, Buffer.from(s));
       if (n) sent.push(Buffer.from(s));
       return n;
     };
@@ -58,7 +59,7 @@ describe('hub: QEMU test-char hub scenario', () => {
     expect(write('b')).toBe(0);
 
     // Drain the pipe; the hub hands it the rest and unblocks.
-    const writable = next(hub, 'writable');
+    const writable = hubWritable(hub);
     piped = Buffer.alloc(0);
     await until(() => (piped = Buffer.concat([piped, readAvailable(out)])).length === len, 'pipe drained');
     await writable;

@@ -1,11 +1,13 @@
-// The `logfile=` of a chardev (and of a hub): a copy of the guest's output. Writes are
-// synchronous like QEMU's, so the log is complete up to the last byte the guest sent even if
-// the process dies right after; with `timestamp=on` each line starts with the host time.
-// With max-size= it rotates like virtlogd (see rotating.ts).
+// A transcript: the record of a guest's output that `logfile=` asks for on a chardev (or a
+// hub). QEMU calls the option logfile; in this code "log" means the daemon's diagnostics
+// (src/log.ts), and the guest's output kept in a file is a transcript. Writes are
+// synchronous like QEMU's, so the transcript is complete up to the last byte the guest sent
+// even if the process dies right after; with `timestamp=on` each line starts with the host
+// time. With max-size= it rotates like virtlogd (see rotating.ts).
 import { logger } from '../log.js';
 import { RotatingFile, type Rotation } from './rotating.js';
 
-export class ChardevLog {
+export class Transcript {
   readonly #file: RotatingFile;
   #atLineStart = true;
   /** This process created the file (a failed start-up removes it again). */
