@@ -15,6 +15,8 @@ import type { Role } from './auth.js';
 /** Bytes queued on the socket beyond which the member says "would block". */
 const HIGH_WATER = 64 * 1024;
 const LOW_WATER = 16 * 1024;
+/** How long a closing WebSocket may take to answer the close before it is cut. */
+const CLOSE_GRACE_MS = 2000;
 /** Default slack of a browser that falls behind. */
 export const DEFAULT_WEB_BUFFER = 256 * 1024;
 
@@ -71,7 +73,11 @@ export class WebMember extends Chardev {
   }
 
   protected shutdown(): void {
-    this.ws.terminate();
+    // Let a close frame already queued (web-disconnect's 4001) reach the browser, so that its
+    // page knows not to reconnect; a browser that does not answer is cut off after a while.
+    if (this.ws.readyState === this.ws.CLOSED) return;
+    if (this.ws.readyState === this.ws.OPEN) this.ws.close(1001, 'going away');
+    setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
   }
 
   /** The socket went away: the hub skips this member from now on. */
