@@ -56,8 +56,10 @@ function sendSize(force) {
   ws.send(JSON.stringify({ type: 'resize', cols: d.cols, rows: d.rows }));
 }
 
+/** Keys and pastes, in messages well under the server's 64 KiB limit. */
 function send(bytes) {
-  if (role === 'read-write' && ws?.readyState === WebSocket.OPEN) ws.send(bytes);
+  if (role !== 'read-write' || ws?.readyState !== WebSocket.OPEN) return;
+  for (let i = 0; i < bytes.length; i += 16384) ws.send(bytes.subarray(i, i + 16384));
 }
 
 term.onData((d) => send(encoder.encode(d)));
