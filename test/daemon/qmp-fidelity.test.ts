@@ -59,7 +59,7 @@ describe('QMP fidelity', () => {
     expect(await c.reply(2)).toEqual({ return: {}, id: 'add' });
     c.send('{"execute": "device_del", "arguments": {"id": "hot"}, "id": "del"}\n');
     await until(() => c.messages.some((m) => m.event === 'DEVICE_DELETED'), 'DEVICE_DELETED');
-    const order = c.messages.slice(3).map((m) => (m.event !== undefined ? `event ${String(m.event)}` : `reply ${String(m.id)}`));
+    const order = c.messages.slice(3).map((m) => (m.event !== undefined ? `event ${m.event as string}` : `reply ${m.id as string}`));
     expect(order).toEqual(['reply del', 'event DEVICE_DELETED']);
     expect(c.messages.find((m) => m.event === 'DEVICE_DELETED')!.data).toEqual({ device: 'hot', path: '/machine/peripheral/hot', vm: 'vm0' });
   });
