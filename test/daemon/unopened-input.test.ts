@@ -5,7 +5,7 @@
 // control socket and the test front-end playing QEMU and the Linux driver.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { QmpClient } from '../helpers/qmp.js';
-import { Rig, settled, until } from './util.js';
+import { PtyPeer, Rig, settled, until } from './util.js';
 
 const MAX_PORTS = 4;
 const NUM_QUEUES = 2 * (MAX_PORTS + 1);
@@ -22,8 +22,10 @@ async function start(): Promise<Rig> {
       '--device', 'virtconsole,id=console,chardev=con',
       '--chardev', `socket,id=qga,path=${dir}/qga.sock,server=on,wait=off`,
       '--device', 'virtserialport,id=qga0,chardev=qga,name=org.qemu.guest_agent.0',
+      '--chardev', `pty,id=tty,path=${dir}/tty.pty`,
+      '--device', 'virtserialport,id=tty0,chardev=tty,name=org.example.tty',
     ],
-    wait: [`${dir}/vm.sock`, `${dir}/ctl.sock`, `${dir}/qga.sock`],
+    wait: [`${dir}/vm.sock`, `${dir}/ctl.sock`, `${dir}/qga.sock`, `${dir}/tty.pty`],
   }));
   return rig;
 }
@@ -105,5 +107,25 @@ describe('input for a generic port the guest has not opened', () => {
     await p.open();
     expect((await p.read(6)).toString()).toBe('later\n');
     await until(() => p.receivedBytes === 12, 'all 12 bytes');
+  });
+
+  it('a pty: what a terminal typed before it closed is flushed, not sent when the guest opens the port', async () => {
+    const r = await start();
+    const q = await r.qmp();
+    const d = await r.driver({ numQueues: NUM_QUEUES });
+    await d.waitPorts(3, settled);
+    const p = d.port(2);
+    const term = new PtyPeer(r.path('tty.pty'));
+    term.write('stale\n');
+    await waitPort(q, 'tty0', (i) => i.members[0]!.open && i['input-waiting'] === 6, 'the typed bytes waiting in the pty');
+    term.close();
+    await waitPort(q, 'tty0', (i) => !i.members[0]!.open && i['input-waiting'] === 0, 'the terminal gone and its input flushed');
+    await p.open();
+    await new Promise((res) => setTimeout(res, 500));
+    expect(p.receivedBytes).toBe(0);
+    const next = r.pty(r.path('tty.pty'));
+    await waitPort(q, 'tty0', (i) => i.members[0]!.open, 'the next terminal');
+    next.write('fresh\n');
+    expect((await p.read(6)).toString()).toBe('fresh\n');
   });
 });
