@@ -6,6 +6,7 @@ import { formatQemuArgs, helpText, packageVersion, parseArgs, qemuArgs } from '.
 import type { Config } from './config/schema.js';
 import { sdNotify, startWatchdog } from './ops/systemd.js';
 import { chardevEndpointLines, daemonEndpointLines } from './ops/banner.js';
+import { SocketChardev } from './chardev/socket.js';
 import { setLogFormat } from './log.js';
 import { checkStartup, Daemon, StartupError } from './daemon.js';
 
@@ -89,7 +90,10 @@ async function main(argv: string[]): Promise<number> {
   for (const vm of daemon.vms()) {
     lines.push(`vhost-console: VM '${vm.id}' listening on ${vm.config.socket}`);
     for (const p of vm.ptys()) lines.push(`vhost-console: chardev '${p.id}': pty ${p.path}${p.link ? ` (link ${p.link})` : ''}`);
-    lines.push(...chardevEndpointLines(vm.config));
+    lines.push(...chardevEndpointLines(vm.config, (id) => {
+      const c = vm.chardevStates().find((s) => s.id === id)?.chardev;
+      return c instanceof SocketChardev ? c.where : undefined;
+    }));
   }
   lines.push(...daemonEndpointLines(parsed.config, daemon.metricsUrl));
   lines.push(qemuBanner(parsed.config, parsed.guestMemory), 'vhost-console: ready');

@@ -4,7 +4,8 @@
 import { parseBool } from '../config/keyval.js';
 import type { Config, VmConfig } from '../config/schema.js';
 
-export function chardevEndpointLines(vm: VmConfig): string[] {
+/** `where(id)`: a live socket chardev's address ('tcp:localhost:35959'), so that a server on port=0 shows the port it got. */
+export function chardevEndpointLines(vm: VmConfig, where?: (id: string) => string | undefined): string[] {
   const out: string[] = [];
   for (const c of vm.chardevs) {
     const o = c.options;
@@ -12,7 +13,10 @@ export function chardevEndpointLines(vm: VmConfig): string[] {
     if (c.backend === 'socket' && o.path !== undefined) {
       out.push(`${who}: unix socket ${o.path}${server(o) ? '' : ' (client)'}`);
     } else if (c.backend === 'socket' && o.port !== undefined) {
-      out.push(`${who}: tcp ${o.host ?? '0.0.0.0'}:${o.port}${server(o) ? '' : ' (client)'}${o.telnet !== undefined && parseBool(o.telnet) === true ? ' (telnet)' : ''}`);
+      // host defaults to localhost (chardev/registry.ts), not QEMU's all interfaces.
+      const live = where?.(c.id);
+      const address = live?.startsWith('tcp:') ? live.slice(4) : `${o.host ?? 'localhost'}:${o.port}`;
+      out.push(`${who}: tcp ${address}${server(o) ? '' : ' (client)'}${o.telnet !== undefined && parseBool(o.telnet) === true ? ' (telnet)' : ''}`);
     } else if (c.backend === 'file' && o.path !== undefined) {
       out.push(`${who}: file ${o.path}${rotation(o)}`);
     }

@@ -5,6 +5,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
 import { formatQemuArgs, helpText, numQueues, packageVersion, parseArgs, qemuArgs, shellQuote } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
+import { KNOWN_BACKENDS } from '../../src/chardev/registry.js';
+
+/** The registry's list, as unknown-backend messages give it. */
+const SUPPORTED = `(supported: ${KNOWN_BACKENDS.join(', ')})`;
 
 const dir = mkdtempSync(join(tmpdir(), 'vhc-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -155,7 +159,7 @@ describe('flags', () => {
     [['--socket', '/s', '--chardev', 'pty'], "--chardev: chardev 'pty' has no id in 'pty'"],
     [['--socket', '/s', '--chardev', 'pty,id=p,path'], "--chardev 'pty,id=p,path': parameter 'path' has no value; write 'path=VALUE'"],
     [['--socket', '/s', '--chardev', 'id=p'], "--chardev 'id=p': missing backend: the text must start with it"],
-    [['--socket', '/s', '--chardev', 'pyt,id=p'], "chardev 'p': unknown backend 'pyt'; did you mean 'pty'? (supported: null, ringbuf, file, pipe, pty, stdio, socket, hub)"],
+    [['--socket', '/s', '--chardev', 'pyt,id=p'], `chardev 'p': unknown backend 'pyt'; did you mean 'pty'? ${SUPPORTED}`],
     [['--socket', '/s', '--chardev', 'pty,id=p_1:'], "chardev id 'p_1:' is invalid: it must start with a letter and contain only letters, digits, '-', '.' and '_'"],
     [['--socket', '/s', '--chardev', 'pty,id=p', '--chardev', 'null,id=p'], "chardev id 'p' is used twice"],
     [['--socket', '/s', '--chardev', 'pty,id=p,chardevs.0=x'], "chardev 'p': 'chardevs.0' is only for hub chardevs"],

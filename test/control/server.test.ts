@@ -12,6 +12,10 @@ import type { ChardevConfig, PortConfig, VmConfig } from '../../src/config/schem
 import { ControlServer } from '../../src/control/server.js';
 import { QmpError, type ChardevInfo, type ControlTarget, type HubChange, type PortInfo } from '../../src/control/target.js';
 import { rootLogger, setLogLevel } from '../../src/log.js';
+import { KNOWN_BACKENDS } from '../../src/chardev/registry.js';
+
+/** The registry's list, as unknown-backend messages give it. */
+const SUPPORTED = `(supported: ${KNOWN_BACKENDS.join(', ')})`;
 
 setLogLevel('silent');
 const dir = mkdtempSync(join(tmpdir(), 'vhc-control-'));
@@ -294,7 +298,7 @@ describe('commands', () => {
     const c = await client();
     const add = async (id: string, backend: unknown) => (await c.cmd('chardev-add', { id, backend })).error?.desc;
     expect(await add('pty0', { type: 'pty', data: {} })).toBe("chardev 'pty0' already exists");
-    expect(await add('x', { type: 'pyt', data: {} })).toBe("chardev 'x': unknown backend 'pyt'; did you mean 'pty'? (supported: null, ringbuf, file, pipe, pty, stdio, socket, hub)");
+    expect(await add('x', { type: 'pyt', data: {} })).toBe(`chardev 'x': unknown backend 'pyt'; did you mean 'pty'? ${SUPPORTED}`);
     expect(await add('1x', { type: 'pty', data: {} })).toBe("chardev id '1x' is invalid: it must start with a letter and contain only letters, digits, '-', '.' and '_'");
     expect(await add('x', { data: {} })).toBe("Parameter 'backend.type' is missing or not a string");
     expect(await add('x', { type: 'pty', data: [] })).toBe("Invalid parameter type for 'backend.data', expected: object");
