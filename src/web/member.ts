@@ -76,6 +76,7 @@ export class WebMember extends Chardev {
     // Let a close frame already queued (web-disconnect's 4001) reach the browser, so that its
     // page knows not to reconnect; a browser that does not answer is cut off after a while.
     if (this.ws.readyState === this.ws.CLOSED) return;
+    this.ws.resume(); // a detached member's input is paused: read on, to see the browser's answer
     if (this.ws.readyState === this.ws.OPEN) this.ws.close(1001, 'going away');
     setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
   }
