@@ -10,6 +10,7 @@ import { named, type Chardev } from './chardev/chardev.js';
 import { chardevFromConfig, parseChardevOptions } from './chardev/registry.js';
 import { RingbufChardev } from './chardev/ringbuf.js';
 import { PtyChardev } from './chardev/pty.js';
+import { JournalChardev } from './chardev/journal.js';
 import { SocketChardev } from './chardev/socket.js';
 import type { ChardevConfig, PortConfig, VmConfig } from './config/schema.js';
 import type { ChardevInfo, HubChange, PortInfo } from './control/target.js';
@@ -97,6 +98,7 @@ export class Vm extends EventEmitter<VmEvents> {
       }
       for (const c of config.chardevs) if (c.backend === 'hub') this.buildHub(c);
       for (const p of config.devices) this.plugPort(p);
+      this.labelJournals();
       try {
         if (activated !== undefined) this.device.listenFd(activated.fd);
         else this.device.listen();
@@ -175,6 +177,7 @@ export class Vm extends EventEmitter<VmEvents> {
     const hub = this.hubOf(change);
     hub.attach(this.chardev(change.chardev));
     if (change.created) this.#hubs.set(change.hub, hub);
+    this.labelJournals();
     this.#config = next;
   }
 
@@ -185,6 +188,7 @@ export class Vm extends EventEmitter<VmEvents> {
 
   addPort(cfg: PortConfig, next: VmConfig): void {
     this.plugPort(cfg);
+    this.labelJournals();
     this.#config = next;
   }
 
@@ -290,6 +294,15 @@ export class Vm extends EventEmitter<VmEvents> {
     }
     dp.on('guest-open', (open: boolean) => this.emit('port-open', cfg.id, open));
     this.#ports.set(cfg.id, { config: cfg, port, hub });
+  }
+
+  /** Journal members name their VM and port in every entry. */
+  private labelJournals(): void {
+    for (const { config, hub } of this.#ports.values()) {
+      for (const m of hub.members()) {
+        if (m.chardev instanceof JournalChardev) m.chardev.setContext({ vm: this.id, port: config.id, ...(config.name !== undefined && { portName: config.name }) });
+      }
+    }
   }
 
   /** A configured hub, or an implicit one around the port's plain chardev (or an empty one). */

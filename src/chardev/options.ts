@@ -7,6 +7,8 @@ export interface NullOptions { backend: 'null' }
 export interface RingbufOptions { backend: 'ringbuf'; size: number }
 export interface FileOptions { backend: 'file'; path: string; append: boolean; inputPath?: string }
 export interface PipeOptions { backend: 'pipe'; path: string }
+/** The systemd journal (native protocol): `path` is its socket; syslog priority 0..7. */
+export interface JournalOptions { backend: 'journal'; path: string; identifier: string; priority: number }
 export interface PtyOptions { backend: 'pty'; path?: string }
 export interface StdioOptions { backend: 'stdio'; signal: boolean }
 export interface SocketOptions {
@@ -26,6 +28,6 @@ export interface SocketOptions {
 export interface HubOptions { backend: 'hub'; chardevs: string[]; maxMembers: number }
 
 export type BackendOptions =
-  | NullOptions | RingbufOptions | FileOptions | PipeOptions | PtyOptions | StdioOptions | SocketOptions | HubOptions;
+  | NullOptions | RingbufOptions | FileOptions | PipeOptions | PtyOptions | StdioOptions | SocketOptions | HubOptions | JournalOptions;
 
 export type ChardevConfig<B extends BackendOptions = BackendOptions> = B & { id: string; common: CommonOptions };

@@ -8,6 +8,7 @@ import { didYouMean } from '../config/suggest.js';
 import { parseBool } from '../config/keyval.js';
 import { Chardev, type CommonOptions, type MemberOptions } from './chardev.js';
 import { FileChardev } from './file.js';
+import { DEFAULT_JOURNAL_SOCKET, JournalChardev } from './journal.js';
 import { DEFAULT_BACKUPS, MAX_BACKUPS, type Rotation } from './rotating.js';
 import { NullChardev } from './null.js';
 import type { BackendOptions, ChardevConfig, HubOptions, SocketAddress } from './options.js';
@@ -20,7 +21,7 @@ import { StdioChardev } from './stdio.js';
 export type { ChardevConfig, BackendOptions } from './options.js';
 
 /** Every backend type the configuration may name. `hub` is built by src/hub/, not here. */
-export const KNOWN_BACKENDS = ['null', 'ringbuf', 'file', 'pipe', 'pty', 'stdio', 'socket', 'hub'] as const;
+export const KNOWN_BACKENDS = ['null', 'ringbuf', 'file', 'pipe', 'pty', 'stdio', 'socket', 'hub', 'journal'] as const;
 export type BackendName = (typeof KNOWN_BACKENDS)[number];
 
 export const DEFAULT_RINGBUF_SIZE = 65536;
@@ -37,6 +38,7 @@ export const BACKEND_KEYS: Record<BackendName, string[]> = {
   stdio: ['signal'],
   socket: ['path', 'host', 'port', 'server', 'wait', 'reconnect', 'reconnect-ms', 'nodelay', 'telnet', 'mode'],
   hub: ['max-members'], // plus chardevs.N
+  journal: ['path', 'identifier', 'priority'],
 };
 
 /** Reads one chardev's options, each read naming the chardev, the option and the value on error. */
@@ -227,6 +229,11 @@ export function parseChardevOptions(backend: string, id: string, opts: Record<st
     case 'hub':
       b = parseHub(r);
       break;
+    case 'journal': {
+      const priority = r.num('priority', { max: 7 }) ?? 6;
+      b = { backend: 'journal', path: r.str('path') ?? DEFAULT_JOURNAL_SOCKET, identifier: r.str('identifier') ?? 'vhost-console', priority };
+      break;
+    }
   }
   r.finish(name === 'hub' ? ['logfile', 'logappend', 'timestamp', 'max-size', 'backups', ...BACKEND_KEYS.hub] : [...COMMON_KEYS, ...BACKEND_KEYS[name]]);
   return { ...b, id, common };
@@ -246,6 +253,7 @@ export function chardevFromConfig(cfg: ChardevConfig): Chardev {
     case 'pty': return new PtyChardev(cfg);
     case 'stdio': return new StdioChardev(cfg);
     case 'socket': return new SocketChardev(cfg);
+    case 'journal': return new JournalChardev(cfg);
     case 'hub': throw new ConfigError(`hub '${cfg.id}' is built by the hub layer (Hub.fromConfig), not as a chardev`, 'backend', 'hub');
   }
 }

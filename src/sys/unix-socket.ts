@@ -64,6 +64,30 @@ export function sendDatagram(path: string, data: Buffer): void {
   }
 }
 
+const SOCK_NONBLOCK = 0o4000;
+const MSG_DONTWAIT = 0x40;
+
+/** An unbound, non-blocking unix datagram socket for sendDatagramTo (close it with closeFd). */
+export function openDatagramSocket(): number {
+  const fd = c.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0) as number;
+  if (fd < 0) fail('socket', '(AF_UNIX, SOCK_DGRAM)');
+  return fd;
+}
+
+/**
+ * One datagram from `fd` to the socket at `path`, never blocking. Returns 0 when sent, or the
+ * errno (EAGAIN: the receiver's queue is full; ENOENT/ECONNREFUSED: nobody listens).
+ */
+export function sendDatagramTo(fd: number, path: string, data: Buffer): number {
+  const addr = sockaddrUn(path);
+  const n = Number(c.sendto(fd, data, data.length, MSG_NOSIGNAL | MSG_DONTWAIT, addr, addr.length));
+  return n < 0 ? koffi.errno() : 0;
+}
+
+export function errnoText(errno: number): string {
+  return `${c.strerror(errno) as string} (errno ${errno})`;
+}
+
 /** The path a unix socket fd is bound to ('' if unnamed or not AF_UNIX; '@name' if abstract). */
 export function unixSocketPath(fd: number): string {
   const addr = Buffer.alloc(SUN_PATH + SUN_PATH_LEN);
