@@ -6,7 +6,6 @@ import { formatQemuArgs, helpText, packageVersion, parseArgs, qemuArgs } from '.
 import type { Config } from './config/schema.js';
 import { sdNotify, startWatchdog } from './ops/systemd.js';
 import { chardevEndpointLines, daemonEndpointLines } from './ops/banner.js';
-import { SocketChardev } from './chardev/socket.js';
 import { setLogFormat } from './log.js';
 import { checkStartup, Daemon, StartupError } from './daemon.js';
 
@@ -90,9 +89,11 @@ async function main(argv: string[]): Promise<number> {
   for (const vm of daemon.vms()) {
     lines.push(`vhost-console: VM '${vm.id}' listening on ${vm.config.socket}`);
     for (const p of vm.ptys()) lines.push(`vhost-console: chardev '${p.id}': pty ${p.path}${p.link ? ` (link ${p.link})` : ''}`);
+    // A TCP server's bound address (port=0: the port it got), from query-chardev's filename.
+    const chardevInfo = daemon.queryChardev(vm.id);
     lines.push(...chardevEndpointLines(vm.config, (id) => {
-      const c = vm.chardevStates().find((s) => s.id === id)?.chardev;
-      return c instanceof SocketChardev ? c.where : undefined;
+      const m = /^(?:disconnected:)?(?:tcp|telnet):([^, ]+)/.exec(chardevInfo.find((c) => c.label === id)?.filename ?? '');
+      return m ? `tcp:${m[1]}` : undefined;
     }));
   }
   lines.push(...daemonEndpointLines(parsed.config, daemon.metricsUrl));

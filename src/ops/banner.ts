@@ -14,7 +14,7 @@ export function chardevEndpointLines(vm: VmConfig, where?: (id: string) => strin
       out.push(`${who}: unix socket ${o.path}${server(o) ? '' : ' (client)'}`);
     } else if (c.backend === 'socket' && o.port !== undefined) {
       // host defaults to localhost (chardev/registry.ts), not QEMU's all interfaces.
-      const live = where?.(c.id);
+      const live = server(o) ? where?.(c.id) : undefined;
       const address = live?.startsWith('tcp:') ? live.slice(4) : `${o.host ?? 'localhost'}:${o.port}`;
       out.push(`${who}: tcp ${address}${server(o) ? '' : ' (client)'}${o.telnet !== undefined && parseBool(o.telnet) === true ? ' (telnet)' : ''}`);
     } else if (c.backend === 'file' && o.path !== undefined) {
