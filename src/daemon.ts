@@ -8,6 +8,7 @@ import type { ChardevConfig, Config, ControlConfig, PortConfig, VmConfig } from 
 import { packageVersion } from './config/load.js';
 import { ConfigError, StateError } from './errors.js';
 import { ControlServer } from './control/server.js';
+import { chardevInfo, portInfo } from './control/query.js';
 import { QmpError, type ChardevInfo, type ControlTarget, type HubChange, type PortInfo } from './control/target.js';
 import { logger, setLogLevel } from './log.js';
 import { Vm } from './vm.js';
@@ -175,11 +176,11 @@ export class Daemon implements ControlTarget {
   }
 
   queryChardev(vm: string): ChardevInfo[] {
-    return this.vm(vm).queryChardev();
+    return this.vm(vm).chardevStates().map(chardevInfo);
   }
 
   queryPorts(vm: string): PortInfo[] {
-    return this.vm(vm).queryPorts();
+    return this.vm(vm).portStates().map(portInfo);
   }
 
   chardevAdd(vm: string, chardev: ChardevConfig, next: VmConfig): Promise<{ pty?: string }> {

@@ -11,15 +11,13 @@ import { chardevFromConfig, parseChardevOptions } from './chardev/registry.js';
 import { RingbufChardev } from './chardev/ringbuf.js';
 import { PtyChardev } from './chardev/pty.js';
 import { JournalChardev } from './chardev/journal.js';
-import { SocketChardev } from './chardev/socket.js';
 import type { ChardevConfig, PortConfig, VmConfig } from './config/schema.js';
-import type { ChardevInfo, HubChange, PortInfo } from './control/target.js';
 import { createConsoleDevice } from './device/device.js';
 import type { ConsoleDevice } from './device/types.js';
 import { StateError } from './errors.js';
 import { Hub } from './hub/hub.js';
 import { logger, type Logger } from './log.js';
-import { Port } from './port/port.js';
+import { Port, type PortStats } from './port/port.js';
 import { claimSocketPath, type Claim } from './sys/paths.js';
 import { takeActivatedSocket } from './ops/systemd.js';
 
@@ -27,6 +25,37 @@ interface PortEntry {
   config: PortConfig;
   port: Port;
   hub: Hub;
+}
+
+/**
+ * A hub membership change. `hub` is the hub chardev; `port` the port it serves (if a port
+ * uses it). `created` is set when the attach made the hub: the port had a plain chardev
+ * (which became the hub's first member) or none — in the live objects nothing but the new
+ * member changes, since every port is a hub on the host side. `hub` is empty for a detach
+ * from a port that uses a plain chardev: its implicit hub of one is meant.
+ */
+export interface HubChange {
+  hub: string;
+  port?: string;
+  chardev: string;
+  created?: boolean;
+}
+
+/** One chardev or configured hub of the VM, as it is now. */
+export interface VmChardevState {
+  id: string;
+  /** Its configuration (absent for a hub hub-attach created). */
+  config: ChardevConfig | undefined;
+  /** The live backend; undefined for a hub. */
+  chardev: Chardev | undefined;
+  /** It feeds a port: a member of a hub bound to one, or that hub. */
+  feedsPort: boolean;
+}
+
+/** One port: its live configuration (hub-attach may have given it a hub since) and counters. */
+export interface VmPortState {
+  config: PortConfig;
+  stats: PortStats;
 }
 
 export interface VmEvents {
@@ -216,44 +245,25 @@ export class Vm extends EventEmitter<VmEvents> {
 
   // --- queries -----------------------------------------------------------------------------
 
-  queryChardev(): ChardevInfo[] {
-    // A chardev is "frontend-open" when it feeds a port: it is a member of a hub bound to one.
+  /** The chardevs, then the configured hubs (the control layer shows them as query-chardev). */
+  chardevStates(): VmChardevState[] {
     const portHubs = new Set([...this.#ports.values()].map((e) => e.hub.label));
-    const out: ChardevInfo[] = [];
+    const configOf = (id: string) => this.#config.chardevs.find((x) => x.id === id);
+    const out: VmChardevState[] = [];
     for (const c of this.#chardevs.values()) {
-      const cfg = this.#config.chardevs.find((x) => x.id === c.id);
-      out.push({ label: c.id, filename: qemuFilename(cfg, c), 'frontend-open': c.owner !== undefined && portHubs.has(c.owner) });
+      out.push({ id: c.id, config: configOf(c.id), chardev: c, feedsPort: c.owner !== undefined && portHubs.has(c.owner) });
     }
-    for (const [id, h] of this.#hubs) out.push({ label: id, filename: 'hub', 'frontend-open': portHubs.has(h.label) });
+    for (const [id, h] of this.#hubs) out.push({ id, config: configOf(id), chardev: undefined, feedsPort: portHubs.has(h.label) });
     return out;
   }
 
-  queryPorts(): PortInfo[] {
-    return [...this.#ports.values()].map(({ config: plugged, port }) => {
+  /** Every plugged port with its live configuration and counters (query-ports, metrics). */
+  portStates(): VmPortState[] {
+    return [...this.#ports.values()].map(({ config: plugged, port }) => ({
       // The live configuration: hub-attach may have given the port a hub since it was plugged.
-      const config = this.#config.devices.find((d) => d.id === plugged.id) ?? plugged;
-      const s = port.stats();
-      return {
-        id: config.id,
-        ...(config.name !== undefined && { name: config.name }),
-        nr: config.nr,
-        console: s.console,
-        'guest-open': s.guestOpen,
-        'host-open': s.hostOpen,
-        ...(config.chardev !== undefined && { chardev: config.chardev }),
-        'bytes-out': s.bytesFromGuest,
-        'bytes-in': s.bytesToGuest,
-        'input-held': s.pendingToGuest,
-        'input-waiting': s.waitingInOs,
-        members: s.hub.members.map((m) => ({
-          chardev: m.id,
-          open: m.connected,
-          'bytes-out': m.bytesOut,
-          'bytes-in': m.bytesIn,
-          drops: m.drops,
-        })),
-      };
-    });
+      config: this.#config.devices.find((d) => d.id === plugged.id) ?? plugged,
+      stats: port.stats(),
+    }));
   }
 
   // --- wiring ------------------------------------------------------------------------------
@@ -335,18 +345,4 @@ export class Vm extends EventEmitter<VmEvents> {
     return c;
   }
 
-}
-
-/** QEMU's query-chardev `filename`: the backend and its address, e.g. 'unix:/run/c.sock,server=on'. */
-function qemuFilename(cfg: ChardevConfig | undefined, c: Chardev): string {
-  const o = cfg?.options ?? {};
-  const server = o.server !== undefined && /^(on|yes|true)$/.test(o.server) ? ',server=on' : '';
-  switch (c.backend) {
-    case 'pty': return `pty:${c instanceof PtyChardev ? c.slavePath : ''}`;
-    // QEMU's 'disconnected:' prefix while no peer is connected; the bound port of a port=0 server.
-    case 'socket': return c instanceof SocketChardev ? c.qemuFilename() : o.path !== undefined ? `unix:${o.path}${server}` : `tcp:${o.host ?? ''}:${o.port ?? ''}${server}`;
-    case 'file': return `file:${o.path ?? ''}`;
-    case 'pipe': return `pipe:${o.path ?? ''}`;
-    default: return c.backend;
-  }
 }

@@ -7,6 +7,7 @@
 // against the live state.
 
 import type { ChardevConfig, PortConfig, VmConfig } from '../config/schema.js';
+import type { HubChange } from '../vm.js';
 
 export type Awaitable<T> = T | Promise<T>;
 
@@ -63,14 +64,8 @@ export interface PortInfo {
 /** QEMU's ChardevReturn: `pty` is the slave's path, for a pty backend. */
 export interface ChardevAddResult { pty?: string }
 
-/**
- * A hub membership change. `hub` is the hub chardev; `port` the port it serves (if a port
- * uses it). `created` is set when the attach made the hub: the port had a plain chardev
- * (which became the hub's first member) or none — in the live objects nothing but the new
- * member changes, since every port is a hub on the host side. `hub` is empty for a detach
- * from a port that uses a plain chardev: its implicit hub of one is meant.
- */
-export interface HubChange { hub: string; port?: string; chardev: string; created?: boolean }
+/** A hub membership change (defined by the VM it is applied to). */
+export type { HubChange };
 
 export interface ControlTarget {
   /** The VMs' ids, in configuration order. */

@@ -6,7 +6,9 @@
 // for states; labels vm, port (the port's id), name (the port's name, '' if none), chardev.
 import http from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { portInfo } from '../control/query.js';
 import type { PortInfo } from '../control/target.js';
+import type { VmPortState } from '../vm.js';
 import { logger } from '../log.js';
 import { formatAddress, type ListenAddress } from './address.js';
 
@@ -19,7 +21,7 @@ export interface MetricsSource {
 export interface MetricsVm {
   readonly id: string;
   readonly device: { readonly connected: boolean; on(event: 'device-error' | 'frontend-connected', fn: (...args: unknown[]) => void): unknown };
-  queryPorts(): PortInfo[];
+  portStates(): VmPortState[];
 }
 
 export class MetricsServer {
@@ -118,7 +120,7 @@ export class MetricsServer {
   /** The text exposition, as GET /metrics returns it. */
   metrics(): Promise<string> {
     this.watch();
-    this.#snap = this.source.vms().map((vm) => ({ vm, ports: vm.queryPorts() }));
+    this.#snap = this.source.vms().map((vm) => ({ vm, ports: vm.portStates().map(portInfo) }));
     return this.registry.metrics();
   }
 
