@@ -51,7 +51,7 @@ export class FakeConsole {
 
 export async function startServer(
   consoles: FakeConsole[],
-  o: { scrollback?: number; buffer?: number } = {},
+  o: { scrollback?: number; buffer?: number; cert?: string; key?: string } = {},
 ): Promise<{ server: WebServerT; base: string }> {
   const server = new WebServer(
     { ports: () => consoles.map((c) => c.port()) },
@@ -63,6 +63,7 @@ export async function startServer(
       version: 'test',
       tokens: TOKENS,
       ...(o.buffer !== undefined && { buffer: o.buffer }),
+      ...(o.cert !== undefined && o.key !== undefined && { cert: o.cert, key: o.key }),
     },
   );
   await server.listen();

@@ -1,6 +1,11 @@
 // The web server's own rules, in process over real hubs and real sockets (no browser): tokens,
 // Origin, read-only enforced at the WebSocket level, screen on attach, the resize rule, slow
 // viewers, web-disconnect. The browser and the real daemon: browser.test.ts.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { WebServer } from '../../src/web/server.js';
@@ -264,6 +269,72 @@ describe('web server (in process)', () => {
       viewers: 1,
       'read-write': expect.stringContaining(`token=${TOKENS.readWrite}`),
     });
+  });
+
+  it('with a certificate it serves HTTPS and WSS only, and the Origin must be https', async (ctx) => {
+    const dir = mkdtempSync(join(tmpdir(), 'vhc-web-tls-'));
+    try {
+      const r = spawnSync('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        join(dir, 'k.pem'),
+        '-out',
+        join(dir, 'c.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ]);
+      if (r.error || r.status !== 0) {
+        ctx.skip(`openssl could not make a certificate (${r.error?.message ?? r.stderr.toString()})`);
+      }
+      const ca = readFileSync(join(dir, 'c.pem'));
+      const c = new FakeConsole('vm0', 'console');
+      ({ server } = await startServer([c], { cert: join(dir, 'c.pem'), key: join(dir, 'k.pem') }));
+      expect(server.baseUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const get = (path: string) =>
+        new Promise<number>((resolve, reject) =>
+          https
+            .get(`${server!.baseUrl}${path}`, { ca }, (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            })
+            .on('error', reject),
+        );
+      expect(await get(`/vm/vm0/port/console?token=${TOKENS.readWrite}`)).toBe(200);
+      expect(await get('/vm/vm0/port/console')).toBe(401);
+      // Plain HTTP on the same port gets nowhere.
+      await expect(fetch(`${server.baseUrl.replace('https:', 'http:')}/`)).rejects.toThrow();
+      const wss = (origin?: string) =>
+        new WebSocket(`${server!.baseUrl.replace('https:', 'wss:')}/ws/vm/vm0/port/console?token=${TOKENS.readOnly}`, {
+          ca,
+          ...(origin && { origin }),
+        });
+      const ok = wss(server.baseUrl);
+      sockets.push(ok);
+      await new Promise((res, rej) => {
+        ok.once('open', res);
+        ok.once('error', rej);
+      });
+      const bad = wss(server.baseUrl.replace('https:', 'http:'));
+      sockets.push(bad);
+      expect(
+        await new Promise((res) => {
+          bad.once('unexpected-response', (_q, rs) => res(rs.statusCode));
+          bad.once('open', () => res(101));
+        }),
+      ).toBe(403);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the index lists every port with its state, and read-write links only for the read-write token', async () => {
