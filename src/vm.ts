@@ -96,22 +96,16 @@ export class Vm extends EventEmitter<VmEvents> {
     this.device.on('frontend-disconnected', (reason: string) => this.emit('frontend', false, reason));
   }
 
-  /**
-   * Open the chardevs (in order, as QEMU does: a `wait=on` server holds start-up until its
-   * first client), build the hubs and ports, then listen for the front-end. On failure
-   * everything opened so far is closed again.
-   */
-  static async start(config: VmConfig): Promise<Vm> {
-    const vm = Vm.create(config);
-    await vm.open();
-    return vm;
-  }
-
   /** A VM that has opened nothing yet: open() it. Separate so that close() can interrupt open(). */
   static create(config: VmConfig): Vm {
     return new Vm(config);
   }
 
+  /**
+   * Open the chardevs (in order, as QEMU does: a `wait=on` server holds start-up until its
+   * first client), build the hubs and ports, then listen for the front-end. On failure
+   * everything opened so far is closed again.
+   */
   async open(): Promise<void> {
     const config = this.#config;
     try {

@@ -240,10 +240,6 @@ export function parseChardevOptions(backend: string, id: string, opts: Record<st
 }
 
 /** Build a chardev (not started: call start()). A hub is built by src/hub/hub.ts instead. */
-export function createChardev(backend: string, id: string, opts: Record<string, string>): Chardev {
-  return chardevFromConfig(parseChardevOptions(backend, id, opts));
-}
-
 export function chardevFromConfig(cfg: ChardevConfig): Chardev {
   switch (cfg.backend) {
     case 'null': return new NullChardev(cfg);

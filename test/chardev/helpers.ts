@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { EventEmitter } from 'node:events';
 import { afterEach } from 'vitest';
 import type { Chardev } from '../../src/chardev/chardev.js';
-import { createChardev } from '../../src/chardev/registry.js';
+import { createChardev } from './create.js';
 import type { SocketChardev } from '../../src/chardev/socket.js';
 import { setLogLevel } from '../../src/log.js';
 

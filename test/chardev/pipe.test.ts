@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createChardev } from '../../src/chardev/registry.js';
+import { createChardev } from './create.js';
 import * as libc from '../../src/sys/libc.js';
 import { collectInput, defer, readAvailable, start, tmpdir, until } from './helpers.js';
 

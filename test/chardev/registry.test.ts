@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
-import { KNOWN_BACKENDS, createChardev, parseChardevOptions } from '../../src/chardev/registry.js';
+import { KNOWN_BACKENDS, parseChardevOptions } from '../../src/chardev/registry.js';
+import { createChardev } from './create.js';
 
 function failure(backend: string, id: string, opts: Record<string, string>): ConfigError {
   try {

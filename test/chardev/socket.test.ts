@@ -49,7 +49,7 @@ describe('socket chardev, unix server', () => {
 
   it('wait=on: start() resolves only once a client is there', async () => {
     const p = path.join(tmpdir(), 'w.sock');
-    const { createChardev } = await import('../../src/chardev/registry.js');
+    const { createChardev } = await import('./create.js');
     const s = createChardev('socket', 'sw', { path: p, server: 'on' }); // wait defaults to on, as in QEMU
     defer(() => s.close());
     let started = false;
