@@ -25,7 +25,7 @@ import type { Chardev } from '../chardev/chardev.js';
 import { ConfigError, StateError } from '../errors.js';
 import { logger, type Logger } from '../log.js';
 import { generateTokens, readTokenFile, roleOf, Throttle, type Role, type Tokens } from './auth.js';
-import type { WebConfig } from './config.js';
+import { isLoopback, type WebConfig } from './config.js';
 import { DEFAULT_WEB_BUFFER, WebMember } from './member.js';
 import { consolePage, indexPage, type IndexPort } from './page.js';
 import { ScreenMember } from './screen.js';
@@ -332,6 +332,8 @@ export class WebServer {
   #request(req: IncomingMessage, res: ServerResponse): void {
     const u = parseUrl(req.url);
     if (u === undefined) return this.#reply(res, 400, 'bad request');
+    if (!this.#hostAllowed(req.headers.host))
+      return this.#reply(res, 403, 'this server answers to a loopback address only');
     if (req.method !== 'GET' && req.method !== 'HEAD') return this.#reply(res, 405, 'only GET', { Allow: 'GET, HEAD' });
     if (u.pathname.startsWith('/assets/')) return this.#asset(u.pathname.slice('/assets/'.length), res);
     if (u.pathname === '/favicon.ico') return this.#reply(res, 404, 'not found');
@@ -464,6 +466,7 @@ export class WebServer {
     const u = parseUrl(req.url);
     const m = u && /^\/ws\/vm\/([^/]+)\/port\/([^/]+)$/.exec(u.pathname);
     if (!u || !m) return refuse(404, 'Not Found');
+    if (!this.#hostAllowed(req.headers.host)) return refuse(403, 'Forbidden');
     // A browser always sends Origin: a page from another site must not drive the console
     // with a token it somehow holds (cross-site WebSocket hijacking). Non-browser clients
     // send none, and need the token all the same.
@@ -483,6 +486,18 @@ export class WebServer {
       },
       () => socket.destroy(),
     );
+  }
+
+  /**
+   * On a loopback address, only loopback names are accepted in Host: a page of another site
+   * whose name an attacker points at 127.0.0.1 (DNS rebinding) is refused before any token
+   * is looked at.
+   */
+  #hostAllowed(host: string | undefined): boolean {
+    if (!isLoopback(this.#o.host)) return true;
+    if (host === undefined) return false;
+    const name = host.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+    return isLoopback(name);
   }
 
   #sameOrigin(origin: string, host: string | undefined): boolean {

@@ -3,6 +3,7 @@
 // viewers, web-disconnect. The browser and the real daemon: browser.test.ts.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -335,6 +336,35 @@ describe('web server (in process)', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('on loopback, a Host that is not a loopback name is refused (DNS rebinding), even with a token', async () => {
+    const c = new FakeConsole('vm0', 'console');
+    ({ server } = await startServer([c]));
+    const port = new URL(server.baseUrl).port;
+    const status = (host: string) =>
+      new Promise<number>((resolve, reject) =>
+        http
+          .get({ host: '127.0.0.1', port, path: `/?token=${TOKENS.readWrite}`, headers: { host } }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          })
+          .on('error', reject),
+      );
+    expect(await status(`evil.example:${port}`)).toBe(403);
+    expect(await status(`localhost:${port}`)).toBe(200);
+    expect(await status(`127.0.0.1:${port}`)).toBe(200);
+    const ws = new WebSocket(
+      `${server.baseUrl.replace(/^http/, 'ws')}/ws/vm/vm0/port/console?token=${TOKENS.readWrite}`,
+      { headers: { host: `evil.example:${port}` }, origin: `http://evil.example:${port}` },
+    );
+    sockets.push(ws);
+    expect(
+      await new Promise((res) => {
+        ws.once('unexpected-response', (_q, r) => res(r.statusCode));
+        ws.once('open', () => res(101));
+      }),
+    ).toBe(403);
   });
 
   it('the index lists every port with its state, and read-write links only for the read-write token', async () => {
