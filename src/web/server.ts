@@ -764,3 +764,14 @@ function assetTable(): Map<string, { file: string; type: string }> {
     ['console.css', { file: join(ours, 'console.css'), type: css }],
   ]);
 }
+
+/** The start-up lines for a person: per console port, a URL to type and one to watch. */
+export function webBannerLines(web: WebServer): string[] {
+  // The URLs carry the tokens: they go to stdout for whoever started the daemon, never to the log.
+  const out = [`vhost-console: web console index: ${web.indexUrl('read-write')}`];
+  for (const p of web.info().ports) {
+    out.push(`vhost-console: web console for VM '${p.vm}' port '${p.port}': ${p['read-write']}`);
+    out.push(`vhost-console: web console for VM '${p.vm}' port '${p.port}' (read-only): ${p['read-only']}`);
+  }
+  return out;
+}
