@@ -7,7 +7,13 @@
 // how the peer's last close shows up. The master itself stays open the whole time so the
 // slave path stays valid (the stream is a libuv pipe handle, not a tty one: see
 // fd-stream.ts for why). The window size the peer sets (TIOCSWINSZ on the slave) is read
-// back from the master on a timer: no signal reaches the master side when it changes.
+// back from the master: no signal or poll event reaches the master side when it changes.
+//
+// Idle cost: Linux gives the master no event when a peer opens the slave or resizes it, so
+// those two are polled, at QEMU's char-pty interval (1 s), by one timer for every pty of the
+// process (256 ptys: 256 poll(2)/ioctl calls a second, one wake-up). A peer's departure is an
+// event (EIO on the read), and the size is also read back whenever the peer types (a resize
+// is usually followed by input), so a resize shows at once in practice and within 1 s always.
 import fs from 'node:fs';
 import * as libc from '../sys/libc.js';
 import { claimLinkPath, PathError, type Claim } from '../sys/paths.js';
@@ -16,14 +22,35 @@ import type { ChardevConfig, PtyOptions } from './options.js';
 import { streamFromFd } from './fd-stream.js';
 import { StreamLink } from './stream.js';
 
-/** How often to look for a peer, and for window size changes while one is there. */
-const POLL_MS = 100;
+/** How often to look for a peer, and for window size changes while one is there (QEMU: 1 s). */
+export const PTY_POLL_MS = 1000;
+
+/** Every started pty, polled by one shared timer. */
+const polled = new Set<PtyChardev>();
+let ticker: NodeJS.Timeout | undefined;
+
+function watchPty(p: PtyChardev): void {
+  polled.add(p);
+  if (ticker === undefined) {
+    ticker = setInterval(() => {
+      for (const q of polled) q.tick();
+    }, PTY_POLL_MS);
+    ticker.unref();
+  }
+}
+
+function unwatchPty(p: PtyChardev): void {
+  polled.delete(p);
+  if (polled.size === 0 && ticker !== undefined) {
+    clearInterval(ticker);
+    ticker = undefined;
+  }
+}
 
 export class PtyChardev extends Chardev {
   #master = -1;
   #slavePath = '';
   #link: StreamLink | undefined;
-  #timer: NodeJS.Timeout | undefined;
   #size: libc.WinSize | undefined;
   #claim: Claim | undefined;
 
@@ -53,7 +80,7 @@ export class PtyChardev extends Chardev {
     }
     if (this.config.path !== undefined) this.link(this.config.path);
     this.log.info({ pty: this.#slavePath, path: this.config.path }, 'pty ready');
-    this.#timer = setInterval(() => this.poll(), POLL_MS).unref();
+    watchPty(this);
     this.poll();
   }
 
@@ -69,6 +96,11 @@ export class PtyChardev extends Chardev {
       if (err instanceof PathError) throw err;
       throw new Error(`chardev '${this.id}': cannot create the pty link '${path}' -> ${this.#slavePath}: ${(err as Error).message}`);
     }
+  }
+
+  /** @internal The shared timer's call. */
+  tick(): void {
+    this.poll();
   }
 
   private poll(): void {
@@ -87,6 +119,11 @@ export class PtyChardev extends Chardev {
       this.setConnected(false);
       return;
     }
+    this.checkSize();
+  }
+
+  private checkSize(): void {
+    if (this.#master < 0) return;
     const size = libc.getWinSize(this.#master);
     if (size.cols !== this.#size?.cols || size.rows !== this.#size?.rows) {
       this.#size = size;
@@ -97,7 +134,10 @@ export class PtyChardev extends Chardev {
   private attach(): void {
     const stream = streamFromFd(libc.dup(this.#master));
     this.#link = new StreamLink(stream, stream, {
-      data: (chunk) => this.deliver(chunk),
+      data: (chunk) => {
+        this.checkSize(); // before the input: a resize usually comes just before typing
+        this.deliver(chunk);
+      },
       writable: () => this.emit('writable'),
       // EIO: the last holder of the slave closed it. Back to waiting for a peer.
       end: () => {
@@ -122,7 +162,7 @@ export class PtyChardev extends Chardev {
   }
 
   protected shutdown(): void {
-    clearInterval(this.#timer);
+    unwatchPty(this);
     this.#link?.destroy();
     this.#link = undefined;
     if (this.#master >= 0) libc.close(this.#master);

@@ -187,7 +187,9 @@ export class Hub extends EventEmitter<HubEvents> {
       this.#size = chardev.windowSize;
       this.emit('resize', this.#size, m.id);
     }
-    this.memberMoved(m, m.chardev.connected);
+    // A chardev attached while already connected starts at the present: replay is for a
+    // client that connects (attaching is the operator's act, not the client's).
+    this.memberMoved(m);
     return m;
   }
 
