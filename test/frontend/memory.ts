@@ -74,6 +74,16 @@ export class GuestMemory {
   }
 
   /**
+   * A hostile front-end: shrinks the memfd to 0 bytes after the daemon mapped it (the daemon's
+   * next access to it faults). Our own view is first re-mapped to anonymous zero pages, so
+   * this process keeps running; the daemon no longer sees what we write.
+   */
+  truncate(): void {
+    remapAnonymous(this.addr, this.size);
+    ftruncate(this.fd, 0);
+  }
+
+  /**
    * Gives the memfd back. The views handed out over this memory are plain ArrayBuffers that
    * cannot be revoked, and a late callback touching one after munmap() would kill the whole
    * test process with SIGSEGV; so the range is re-mapped to anonymous zero pages instead
