@@ -12,7 +12,7 @@ import { chardevInfo, portInfo } from './control/query.js';
 import { QmpError, type ChardevInfo, type ControlTarget, type HubChange, type PortInfo } from './control/target.js';
 import { logger, setLogLevel } from './log.js';
 import { Vm } from './vm.js';
-import { MetricsServer } from './ops/metrics.js';
+import type { MetricsServer } from './ops/metrics.js';
 import { activatedSocket, closeUnusedActivated, receiveListenFds, sdNotify, stopWatchdog, takeActivatedSocket } from './ops/systemd.js';
 import { named } from './chardev/chardev.js';
 import { parseChardevOptions } from './chardev/registry.js';
@@ -80,6 +80,8 @@ export class Daemon implements ControlTarget {
         }
       }
       if (config.metrics) {
+        // Loaded only when asked for: prom-client is a start-up cost every other daemon skips.
+        const { MetricsServer } = await import('./ops/metrics.js');
         d.#metrics = new MetricsServer(d, config.metrics);
         await d.#metrics.listen();
         if (d.#stopping) throw new StateError('stopped while starting');

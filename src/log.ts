@@ -2,7 +2,8 @@
 // bindings such as { component: 'hub', vm: 'vm1', port: 'console' } so an operator can grep
 // one VM's story. The default level is 'info', which logs only life-cycle events.
 import { pino, type DestinationStream, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type { PrettyOptions } from 'pino-pretty';
 
 export type { Logger };
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -34,6 +35,8 @@ function defaultFormat(): LogFormat {
 
 function destination(f: LogFormat): DestinationStream {
   if (f === 'json') return pino.destination({ fd: 2, sync: true });
+  // Loaded only for a terminal (or --log-format pretty): a service's start-up skips it.
+  const pretty = createRequire(import.meta.url)('pino-pretty') as (o: PrettyOptions) => DestinationStream;
   return pretty({
     destination: 2,
     sync: true,
