@@ -44,7 +44,7 @@ const FLAGS: Flag[] = [
   { name: 'socket', metavar: 'PATH', scope: 'vm', help: 'vhost-user socket the daemon listens on (QEMU connects to it)' },
   { name: 'socket-mode', metavar: 'OCTAL', scope: 'vm', help: 'permission bits of the socket (default 0600)' },
   { name: 'id', metavar: 'ID', scope: 'vm', help: `the VM's id in logs and the control API (default ${DEFAULT_VM_ID})` },
-  { name: 'chardev', metavar: 'BACKEND,id=ID[,...]', scope: 'vm', repeat: true, help: 'a host backend, QEMU -chardev syntax (pty, socket, file, pipe, stdio, ringbuf, null, hub)' },
+  { name: 'chardev', metavar: 'BACKEND,id=ID[,...]', scope: 'vm', repeat: true, help: 'a host backend, QEMU -chardev syntax (pty, socket, file, pipe, stdio, ringbuf, null, hub, journal)' },
   { name: 'device', metavar: 'DRIVER[,chardev=ID][,name=NAME][,nr=N][,id=ID]', scope: 'vm', repeat: true, help: 'a port: virtconsole or virtserialport, QEMU -device syntax' },
   { name: 'max-ports', metavar: 'N', scope: 'vm', help: `max_nr_ports, 1..${MAX_MAX_PORTS} (default 31; queues = 2*(N+1))` },
   { name: 'multiport', metavar: 'on|off', scope: 'vm', help: 'offer MULTIPORT (default on); off: one console port, 2 queues' },
