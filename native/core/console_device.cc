@@ -55,7 +55,10 @@ uint64_t ConsoleDevice::features() const {
 }
 
 bool ConsoleDevice::multiportActive() const {
-  return t_ && (t_->ackedFeatures() & kFeatureMultiport);
+  // A driver that sent DEVICE_READY negotiated MULTIPORT; it still has while a reset (SET_STATUS
+  // 0 in a stop) has cleared the acked features until the next SET_FEATURES, so control
+  // messages meanwhile (a host opening a port) are queued for it, not dropped.
+  return t_ && ((t_->ackedFeatures() & kFeatureMultiport) || driverReady_);
 }
 
 ConsoleDevice::Port* ConsoleDevice::findPort(uint32_t nr) {

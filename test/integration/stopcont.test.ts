@@ -35,8 +35,16 @@ describe('QMP stop + cont', () => {
     const logsBefore = vm.daemon.stderrLines.length;
 
     const txAvail = d.fe.queues[p.txQueue]!.availIndex;
-    const bases = await d.stopCont({ statusReset });
+    // stopCont(), with a host client of port 2 arriving while the VM is stopped: its PORT_OPEN
+    // waits for the cont.
+    const bases = await d.fe.stop({ statusReset });
+    const since = vm.daemon.stderrLines.length;
+    await vm.host('c2');
+    await vm.daemon.waitForLog(/"chardev":"c2".*peer connected/, { since, timeoutMs: 5000 });
+    await d.fe.resume(bases);
     expect(bases[p.txQueue]).toBe(txAvail);
+    await d.waitFor(() => d.port(2).hostOpen, 'port 2 host-open (opened while stopped)');
+    d.port(2).hostOpen = false;  // compare the rest as it was before the stop
     const log = vm.daemon.stderrLines.slice(logsBefore).join('\n');
     if (statusReset) expect(log).toMatch(/SET_STATUS flags 0x1 \{0, 0\}/);
     expect(log).not.toMatch(/ports start over|guest-open|closed by the guest/i);
