@@ -150,6 +150,7 @@ export class WebServer {
   readonly #viewers = new Map<string, Viewer>();
   readonly #assets: Map<string, { file: string; type: string }>;
   #nextId = 1;
+  #refusedLog = { last: 0, suppressed: 0 };
   #port = 0;
   #closed = false;
 
@@ -360,6 +361,18 @@ export class WebServer {
     );
   }
 
+  /** A refusal, logged at most once a second whoever sends them: the log is bounded too. */
+  #refused(fields: Record<string, unknown>, msg: string): void {
+    const now = Date.now();
+    if (now - this.#refusedLog.last < 1000) {
+      this.#refusedLog.suppressed++;
+      return;
+    }
+    const suppressed = this.#refusedLog.suppressed;
+    this.#log.info({ ...fields, ...(suppressed > 0 && { suppressed }) }, msg);
+    this.#refusedLog = { last: now, suppressed: 0 };
+  }
+
   /** Check a token; a bad one is answered late (see Throttle), or the connection dropped. */
   #authorize(
     req: IncomingMessage,
@@ -371,7 +384,7 @@ export class WebServer {
     if (role !== undefined) return then(role);
     const addr = req.socket.remoteAddress ?? '?';
     const t = this.#throttle.fail(addr);
-    this.#log.info(
+    this.#refused(
       { remote: addr, path: parseUrl(req.url)?.pathname, token: token === null ? 'none' : 'wrong' },
       'web request refused: bad token',
     );
@@ -472,7 +485,10 @@ export class WebServer {
     // send none, and need the token all the same.
     const origin = req.headers.origin;
     if (origin !== undefined && !this.#sameOrigin(origin, req.headers.host)) {
-      this.#log.info({ remote: req.socket.remoteAddress, origin }, 'web socket refused: foreign Origin');
+      this.#refused(
+        { remote: req.socket.remoteAddress, origin: origin.slice(0, 200) },
+        'web socket refused: foreign Origin',
+      );
       return refuse(403, 'Forbidden');
     }
     this.#authorize(
