@@ -94,6 +94,9 @@ export class SocketChardev extends Chardev {
   }
 
   private accept(sock: net.Socket): void {
+    // A client that left while its input was paused may not have been noticed yet (the
+    // hang-up is polled): look before refusing the next one.
+    if (this.#link && this.inputPaused) this.dropHungUpClient();
     if (this.#link || this.closed) {
       this.log.info('refused a second client: one client at a time');
       sock.destroy();
@@ -191,12 +194,23 @@ export class SocketChardev extends Chardev {
     const fd = (sock as { _handle?: { fd?: number } } | undefined)?._handle?.fd;
     if (fd === undefined || fd < 0) return;
     this.#hangupTimer = setInterval(() => {
-      if (this.#link?.input !== sock || !libc.pollHangup(fd)) return;
-      this.log.info('client hung up while its input waited for the guest; its unread input is dropped');
-      clearInterval(this.#hangupTimer);
-      this.#hangupTimer = undefined;
-      (sock as net.Socket).destroy();
+      if (this.#link?.input === sock) this.dropHungUpClient();
     }, HANGUP_POLL_MS).unref();
+  }
+
+  /** If the client hung up (POLLHUP, seen without reading), end its connection now; its unread input goes with it. */
+  private dropHungUpClient(): boolean {
+    const link = this.#link;
+    const fd = (link?.input as { _handle?: { fd?: number } } | undefined)?._handle?.fd;
+    if (link === undefined || fd === undefined || fd < 0 || !libc.pollHangup(fd)) return false;
+    this.log.info('client hung up while its input waited for the guest; its unread input is dropped');
+    clearInterval(this.#hangupTimer);
+    this.#hangupTimer = undefined;
+    link.destroy();
+    this.#link = undefined;
+    this.#sock = undefined;
+    this.setConnected(false);
+    return true;
   }
 
   protected async shutdown(): Promise<void> {
