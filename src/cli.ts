@@ -100,8 +100,7 @@ async function main(argv: string[]): Promise<number> {
   lines.push(qemuBanner(parsed.config, parsed.guestMemory), 'vhost-console: ready');
   process.stdout.write(`${lines.join('\n')}\n`);
   // Type=notify: every vhost-user socket and the control socket listen now.
-  const vms = daemon.vms();
-  sdNotify('READY=1', `STATUS=serving ${vms.length} VM${vms.length === 1 ? '' : 's'}: ${vms.map((v) => v.id).join(', ')}`);
+  sdNotify('READY=1', daemon.statusLine());
   startWatchdog();
   return -1; // keep running
 }

@@ -99,6 +99,14 @@ export class Daemon implements ControlTarget {
     return [...this.#vms.values()];
   }
 
+  /** The service manager's STATUS= line: the VMs, and how many have a front-end connected. */
+  statusLine(): string {
+    const vms = this.vms();
+    const ids = vms.length <= 8 ? vms.map((v) => v.id).join(', ') : `${vms.slice(0, 8).map((v) => v.id).join(', ')}, ...`;
+    const up = vms.filter((v) => v.device.connected).length;
+    return `STATUS=serving ${vms.length} VM${vms.length === 1 ? '' : 's'} (${ids}), ${up} with a front-end connected`;
+  }
+
   /** Clients on the control socket (for metrics). */
   controlClients(): number {
     return this.#control?.clientCount ?? 0;
@@ -155,6 +163,8 @@ export class Daemon implements ControlTarget {
   private watch(vm: Vm): Vm {
     vm.on('port-open', (id: string, open: boolean) => this.#control?.emitEvent('VSERPORT_CHANGE', { id, open, vm: vm.id }));
     vm.on('frontend', (connected: boolean, reason?: string) => {
+      // `systemctl status` shows how many VMs have their QEMU.
+      if (this.#started) sdNotify(this.statusLine());
       if (connected) this.#control?.emitEvent('FRONTEND_CONNECTED', { vm: vm.id });
       else this.#control?.emitEvent('FRONTEND_DISCONNECTED', { vm: vm.id, ...(reason !== undefined && { reason }) });
     });

@@ -9,6 +9,7 @@ import { ROOT, tmpDir, until } from '../helpers/daemon.js';
 import { Vm } from '../helpers/vm.js';
 
 const hasPython = spawnSync('python3', ['--version']).status === 0;
+if (!hasPython) console.warn('test/ops/journal.test.ts: python3 (the fake journald) is not installed: skipped');
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => { for (const f of cleanups.splice(0).reverse()) await f(); });
 const settled = (p: ConsolePort) => (p.id === 0 ? p.console : p.name !== undefined);

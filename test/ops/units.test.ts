@@ -13,6 +13,8 @@ import { ROOT, tmpDir } from '../helpers/daemon.js';
 const UNITS = join(ROOT, 'systemd');
 const hasAnalyze = spawnSync('systemd-analyze', ['--version']).status === 0;
 const hasSysusers = spawnSync('systemd-sysusers', ['--help']).status === 0;
+if (!hasAnalyze) console.warn('test/ops/units.test.ts: systemd-analyze is not installed (apt-get install systemd): the verify tests are skipped');
+if (!hasSysusers) console.warn('test/ops/units.test.ts: systemd-sysusers is not installed: the sysusers test is skipped');
 const dir = tmpDir('vhc-units-');
 afterAll(() => dir.remove());
 
