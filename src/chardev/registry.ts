@@ -5,7 +5,7 @@
 // QEMU's `-chardev backend,id=x,key=value` syntax gives them.
 import { ConfigError } from '../errors.js';
 import { didYouMean } from '../config/suggest.js';
-import { parseBool } from '../config/keyval.js';
+import { DEFAULT_HUB_MAX_MEMBERS, parseBool } from '../limits.js';
 import { Chardev, type CommonOptions, type MemberOptions } from './chardev.js';
 import { FileChardev } from './file.js';
 import { DEFAULT_JOURNAL_SOCKET, JournalChardev } from './journal.js';
@@ -25,7 +25,6 @@ export const KNOWN_BACKENDS = ['null', 'ringbuf', 'file', 'pipe', 'pty', 'stdio'
 export type BackendName = (typeof KNOWN_BACKENDS)[number];
 
 export const DEFAULT_RINGBUF_SIZE = 65536;
-export const DEFAULT_HUB_MAX_MEMBERS = 64;
 
 /** Options every backend takes, and each backend's own (for suggestions and the config layer's checks). */
 export const COMMON_KEYS = ['logfile', 'logappend', 'timestamp', 'max-size', 'backups', 'policy', 'buffer', 'input', 'replay'];

@@ -8,7 +8,7 @@
 // - Keys are dotted paths of [A-Za-z0-9_-] fragments; a numeric last fragment makes a list
 //   (`chardevs.0=a,chardevs.1=b`), which `takeList` turns into an array.
 // - Booleans are on/off; yes/no, true/false and y/n are accepted too, as QEMU's own boolean
-//   parser (qapi_bool_parse) accepts them. `parseBool` is the single place that decides.
+//   parser (qapi_bool_parse) accepts them. `parseBool` (src/limits.ts) is the single place that decides.
 //
 // - An element without '=' after the first (`server`, `nowait`) is a *flag*: QEMU's QemuOpts
 //   reads it as a short-form boolean (`server` = server=on, `nowait` = wait=off; deprecated
@@ -144,16 +144,8 @@ export function takeList(params: Map<string, string>, base: string): string[] {
   return out;
 }
 
-// QEMU's qapi_bool_parse (qapi/qapi-util.c): exactly these, case-sensitive.
-const TRUE = new Set(['on', 'yes', 'true', 'y']);
-const FALSE = new Set(['off', 'no', 'false', 'n']);
-
-/** on/yes/true/y -> true, off/no/false/n -> false, anything else -> undefined (the caller names the key). */
-export function parseBool(value: string): boolean | undefined {
-  if (TRUE.has(value)) return true;
-  if (FALSE.has(value)) return false;
-  return undefined;
-}
+/** The boolean spellings live with the other rules of the configuration (src/limits.ts). */
+export { parseBool } from '../limits.js';
 
 /** The inverse of parseKeyval for one value: escape commas. */
 export function escapeValue(value: string): string {

@@ -19,11 +19,12 @@ import { LOG_LEVELS, type LogLevel } from '../log.js';
 import type { ResizeOrder } from '../device/types.js';
 import { escapeValue, parseBool } from './keyval.js';
 import {
-  DEFAULT_VM_ID, MAX_MAX_PORTS, RESIZE_ORDERS, checkConsoleSize, checkId, chardevFromKeyval, flattenParams, chardevFromParams, finishConfig, finishVm,
+  DEFAULT_VM_ID, RESIZE_ORDERS, checkConsoleSize, checkId, chardevFromKeyval, flattenParams, chardevFromParams, finishConfig, finishVm,
   portFromKeyval, portFromParams, type ChardevConfig, type Config, type ConsoleSize, type ControlConfig, type PortDraft, type VmConfig, type VmDraft,
 } from './schema.js';
 import { DEFAULT_ARGV } from './defaults.js';
 import { didYouMean } from './suggest.js';
+import { MAX_PORTS } from '../limits.js';
 import { parseListenAddress, type ListenAddress } from '../ops/address.js';
 import { LOG_FORMATS, type LogFormat } from '../log.js';
 
@@ -46,7 +47,7 @@ const FLAGS: Flag[] = [
   { name: 'id', metavar: 'ID', scope: 'vm', help: `the VM's id in logs and the control API (default ${DEFAULT_VM_ID})` },
   { name: 'chardev', metavar: 'BACKEND,id=ID[,...]', scope: 'vm', repeat: true, help: 'a host backend, QEMU -chardev syntax (pty, socket, file, pipe, stdio, ringbuf, null, hub, journal)' },
   { name: 'device', metavar: 'DRIVER[,chardev=ID][,name=NAME][,nr=N][,id=ID]', scope: 'vm', repeat: true, help: 'a port: virtconsole or virtserialport, QEMU -device syntax' },
-  { name: 'max-ports', metavar: 'N', scope: 'vm', help: `max_nr_ports, 1..${MAX_MAX_PORTS} (default 31; queues = 2*(N+1))` },
+  { name: 'max-ports', metavar: 'N', scope: 'vm', help: `max_nr_ports, 1..${MAX_PORTS} (default 31; queues = 2*(N+1))` },
   { name: 'multiport', metavar: 'on|off', scope: 'vm', help: 'offer MULTIPORT (default on); off: one console port, 2 queues' },
   { name: 'console-size', metavar: 'COLSxROWS', scope: 'vm', help: 'initial console size (default 80x24)' },
   { name: 'resize-order', metavar: 'rows-cols|cols-rows', scope: 'vm', help: 'field order of RESIZE messages for the guest kernel (default cols-rows)' },
@@ -197,7 +198,7 @@ function setVmKey(f: Fields, key: string, v: unknown, label: string): void {
     case 'socket-mode': f.socketMode = mode(v, label); break;
     case 'max-ports': {
       const n = uint(v, label);
-      if (n < 1 || n > MAX_MAX_PORTS) bad(label, v, `is out of range (1..${MAX_MAX_PORTS})`);
+      if (n < 1 || n > MAX_PORTS) bad(label, v, `is out of range (1..${MAX_PORTS})`);
       f.maxPorts = n;
       break;
     }

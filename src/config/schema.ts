@@ -11,8 +11,9 @@ import type { LogLevel } from '../log.js';
 import type { ResizeOrder } from '../device/types.js';
 import { KeyvalError, parseBool, parseKeyval, takeList } from './keyval.js';
 import { didYouMean } from './suggest.js';
+import { CONSOLE_SIZE_MAX, CONSOLE_SIZE_MIN, DEFAULT_HUB_MAX_MEMBERS, DEFAULT_MAX_PORTS, MAX_PORTS } from '../limits.js';
 // Backend options are the chardev layer's knowledge; its parser is pure (touches nothing).
-import { BACKEND_KEYS, COMMON_KEYS, DEFAULT_HUB_MAX_MEMBERS, KNOWN_BACKENDS, parseChardevOptions } from '../chardev/registry.js';
+import { BACKEND_KEYS, COMMON_KEYS, KNOWN_BACKENDS, parseChardevOptions } from '../chardev/registry.js';
 
 export type PortDriver = 'virtconsole' | 'virtserialport';
 export const PORT_DRIVERS: readonly PortDriver[] = ['virtconsole', 'virtserialport'];
@@ -95,13 +96,6 @@ export interface VmDraft {
   devices: PortDraft[];
 }
 
-/** QEMU's default max_ports: 31 ports = 64 queues. Linux allocates rx buffers only for ports
- *  that exist, so unused slots cost the guest nothing but their (small) vrings, and leave
- *  room for hot-plug. */
-export const DEFAULT_MAX_PORTS = 31;
-/** vhost-user carries a queue's index in 8 bits (SET_VRING_KICK/CALL), so 2 * (max_ports + 1)
- *  queues must fit 256: 127 ports (the device layer's limit too). */
-export const MAX_MAX_PORTS = 127;
 export const DEFAULT_CONSOLE_SIZE: ConsoleSize = { cols: 80, rows: 24 };
 /** The virtio spec's order, and what the kernels of current stable series read (Debian 13's
  *  6.12 among them: the e2e guest's `stty size` is the judge). Older kernels need rows-cols. */
@@ -405,7 +399,7 @@ export function finishVm(draft: VmDraft, opts: FinishOptions = {}): VmConfig {
   if (draft.socket === undefined || draft.socket === '') fail('no vhost-user socket path (--socket PATH)', '--socket', '');
   const multiport = draft.multiport ?? true;
   const maxPorts = draft.maxPorts ?? (multiport ? DEFAULT_MAX_PORTS : 1);
-  if (!Number.isInteger(maxPorts) || maxPorts < 1 || maxPorts > MAX_MAX_PORTS) fail(`--max-ports: ${maxPorts} is out of range (1..${MAX_MAX_PORTS})`, '--max-ports', String(maxPorts));
+  if (!Number.isInteger(maxPorts) || maxPorts < 1 || maxPorts > MAX_PORTS) fail(`--max-ports: ${maxPorts} is out of range (1..${MAX_PORTS})`, '--max-ports', String(maxPorts));
   if (!multiport && maxPorts !== 1) fail(`--max-ports: ${maxPorts} conflicts with --multiport off, which has exactly one port`, '--max-ports', String(maxPorts));
   const consoleSize = draft.consoleSize ?? DEFAULT_CONSOLE_SIZE;
   checkConsoleSize(consoleSize.cols, consoleSize.rows, (m) => fail(`--console-size: ${m}`, '--console-size', `${consoleSize.cols}x${consoleSize.rows}`));
@@ -549,7 +543,7 @@ export function finishConfig(logLevel: LogLevel, vms: VmConfig[], control?: Cont
 
 export function checkConsoleSize(cols: number, rows: number, fail: (message: string) => never): void {
   for (const [what, v] of [['cols', cols], ['rows', rows]] as const) {
-    if (!Number.isInteger(v) || v < 1 || v > 65535) fail(`${what} ${v} is out of range (1..65535)`);
+    if (!Number.isInteger(v) || v < CONSOLE_SIZE_MIN || v > CONSOLE_SIZE_MAX) fail(`${what} ${v} is out of range (${CONSOLE_SIZE_MIN}..${CONSOLE_SIZE_MAX})`);
   }
 }
 
@@ -563,11 +557,11 @@ function checkPortName(name: string, fail: (message: string) => never): void {
   // The guest shows the name in sysfs and udev makes /dev/virtio-ports/NAME from it.
   if (name === '') fail('empty name');
   if (Buffer.byteLength(name) > MAX_PORT_NAME) fail(`name is longer than ${MAX_PORT_NAME} bytes`);
+  // eslint-disable-next-line no-control-regex -- control characters are what this rejects
   if (/[\x00-\x1f\x7f/]/.test(name)) fail(`name '${JSON.stringify(name).slice(1, -1)}' contains a control character or '/'`);
 }
 
 /** How a message names the port at fault: `--device 'TEXT'`, or the label the caller gave (QMP). */
-  // eslint-disable-next-line no-control-regex -- control characters are what this rejects
 function labelOf(d: PortDraft): string {
   return d.label ?? `--device '${d.source ?? describePort(d)}'`;
 }

@@ -8,6 +8,7 @@
 // create something when the daemon runs several VMs.
 
 import { ConfigError, StateError } from '../errors.js';
+import { CONSOLE_SIZE_MAX, CONSOLE_SIZE_MIN } from '../limits.js';
 import { PORT_DRIVERS, finishVm, portFromParams, type ChardevConfig, type VmConfig, type VmDraft } from '../config/schema.js';
 import { didYouMean } from '../config/suggest.js';
 import { chardevFromQmp } from './qmp-chardev.js';
@@ -358,7 +359,7 @@ export const COMMANDS: Record<string, Command> = {
       const cols = args.cols as number;
       const rows = args.rows as number;
       for (const [name, v] of [['cols', cols], ['rows', rows]] as const) {
-        if (v < 1 || v > 65535) throw new ConfigError(`Parameter '${name}': ${v} is out of range (1..65535)`, name, String(v));
+        if (v < CONSOLE_SIZE_MIN || v > CONSOLE_SIZE_MAX) throw new ConfigError(`Parameter '${name}': ${v} is out of range (${CONSOLE_SIZE_MIN}..${CONSOLE_SIZE_MAX})`, name, String(v));
       }
       const cfg = next(target, vm, (c) => ({ ...c, consoleSize: { cols, rows } }));
       await target.consoleResize(vm, cols, rows, cfg);

@@ -3,12 +3,11 @@
 // event to the device or to its port, and native log lines to the structured logger.
 import { EventEmitter } from 'node:events';
 import { ConfigError, StateError } from '../errors.js';
+import { CONSOLE_SIZE_MAX, CONSOLE_SIZE_MIN, MAX_PORTS } from '../limits.js';
 import { logger, type Logger } from '../log.js';
 import { nativeAddon, type NativeDevice, type NativeEvent } from './native.js';
 import type { ConsoleDevice, ConsoleDeviceEvents, DeviceOptions, DevicePort, DevicePortEvents, PortSpec } from './types.js';
 
-/** vhost-user carries queue indexes in 8 bits, so at most 256 queues = 2 * (127 + 1). */
-export const MAX_PORTS = 127;
 
 class NativeDevicePort extends EventEmitter<DevicePortEvents> implements DevicePort {
   #guestOpen = false;
@@ -147,8 +146,8 @@ class NativeConsoleDevice extends EventEmitter<ConsoleDeviceEvents> implements C
   }
 
   setConsoleSize(cols: number, rows: number): void {
-    checkInt('cols', cols, 0, 0xffff);
-    checkInt('rows', rows, 0, 0xffff);
+    checkInt('cols', cols, CONSOLE_SIZE_MIN, CONSOLE_SIZE_MAX);
+    checkInt('rows', rows, CONSOLE_SIZE_MIN, CONSOLE_SIZE_MAX);
     this.#native.setConsoleSize(cols, rows);
   }
 
@@ -203,8 +202,8 @@ function validateOptions(o: DeviceOptions): void {
     throw new ConfigError(`device option socketPath: '${o.socketPath}' is longer than 107 bytes (a unix socket limit)`, 'socketPath', o.socketPath);
   if (o.socketMode !== undefined) checkInt('socketMode', o.socketMode, 0, 0o7777);
   checkInt('maxPorts', o.maxPorts, 1, MAX_PORTS);
-  checkInt('cols', o.cols, 0, 0xffff);
-  checkInt('rows', o.rows, 0, 0xffff);
+  checkInt('cols', o.cols, CONSOLE_SIZE_MIN, CONSOLE_SIZE_MAX);
+  checkInt('rows', o.rows, CONSOLE_SIZE_MIN, CONSOLE_SIZE_MAX);
   if (o.resizeOrder !== 'rows-cols' && o.resizeOrder !== 'cols-rows')
     throw new ConfigError(`device option resizeOrder: '${String(o.resizeOrder)}' is not 'rows-cols' or 'cols-rows'`, 'resizeOrder', String(o.resizeOrder));
   if (o.multiport !== undefined && typeof o.multiport !== 'boolean')

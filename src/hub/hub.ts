@@ -26,8 +26,8 @@ import { logger, type Logger } from '../log.js';
 import { HubMember, type MemberSettings, type MemberStats } from './member.js';
 import { OutputQueue } from './output-queue.js';
 import { removeIfOurs } from '../sys/paths.js';
+import { DEFAULT_HUB_MAX_MEMBERS } from '../limits.js';
 
-export const DEFAULT_MAX_MEMBERS = 64;
 /** Slack of a `drop` member when none is configured: a few screens of a busy boot log. */
 export const DEFAULT_DROP_BUFFER = 1024 * 1024;
 /** replay= of socket, pty and web members of a console port when not given (generic ports: 0). */
@@ -100,7 +100,7 @@ export class Hub extends EventEmitter<HubEvents> {
 
   constructor(readonly id: string, opts: HubOptions = {}) {
     super();
-    this.maxMembers = opts.maxMembers ?? DEFAULT_MAX_MEMBERS;
+    this.maxMembers = opts.maxMembers ?? DEFAULT_HUB_MAX_MEMBERS;
     this.label = opts.label ?? `hub '${id}'`;
     this.#log = logger({ component: 'hub', hub: id });
     if (opts.common?.logfile) this.#transcript = new Transcript(opts.common.logfile, opts.common.logappend, opts.common.timestamp, opts.common.rotate);
