@@ -172,6 +172,9 @@ export interface DaemonConfig {
   ports?: DaemonPort[];            // named ports, each backed by a server socket DIR/<id>.sock
   spareChardevs?: string[];        // socket chardevs not attached to a port (for hot-plug)
   logLevel?: string;               // --log-level (debug traces every vhost-user request)
+  /** Socket activation: test/ops/fixtures/fake-systemd.py creates vm.sock (as a .socket unit
+   *  does) and starts the daemon `delayMs` later with the socket passed as fd 3. */
+  activation?: { delayMs: number };
 }
 
 /** The daemon's command line: console on hub0 = {socket con (DIR/con.sock), file log (DIR/console.log)}. */
@@ -407,7 +410,10 @@ export function useE2E(): () => E2E {
         // VHC_E2E_DAEMON_PRELOAD: LD_PRELOAD for the daemon alone, e.g. libasan for an ASan-built addon.
         const preload = process.env.VHC_E2E_DAEMON_PRELOAD;
         const env = preload ? { ...process.env, LD_PRELOAD: preload } : process.env;
-        const child = spawn(process.execPath, [CLI, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = config.activation
+          ? spawn('python3', [join(ROOT, 'test/ops/fixtures/fake-systemd.py'), '--listen', join(dir, 'vm.sock'), '--mode', '0600',
+            '--delay', String(config.activation.delayMs), '--', process.execPath, CLI, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] })
+          : spawn(process.execPath, [CLI, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
         const d = new Daemon(child, dir, config, log);
         cleanups.push(() => d.kill());
         child.stdout.on('data', lineSplitter((l) => log.write('daemon-out', l)));

@@ -70,7 +70,7 @@ describe.skipIf(!hasPython)('journal member (native protocol, fake journald)', (
       expect(e.VHOST_CONSOLE_PORT_NAME).toBeUndefined();
     }
     const port1 = j.entries.filter((e) => e.VHOST_CONSOLE_CHARDEV === 'j1');
-    expect(port1.map((e) => e.MESSAGE.length)).toEqual([18, 8192, 808]); // an overlong line is cut at 8 KiB
+    expect(port1.map((e) => e.MESSAGE!.length)).toEqual([18, 8192, 808]); // an overlong line is cut at 8 KiB
     expect(port1[0]).toMatchObject({ MESSAGE: 'a line from port 1', PRIORITY: '4', SYSLOG_IDENTIFIER: 'vhost-console', VHOST_CONSOLE_PORT: 'org.example.log', VHOST_CONSOLE_PORT_NAME: 'org.example.log' });
   });
 
