@@ -18,18 +18,31 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe.runIf(haveCompiler)('native core under random input', () => {
   it('never crashes, never points outside guest memory, and reports every fault', async () => {
     const exe = join(dir, 'fuzz');
-    const sources = [join(ROOT, 'native/test/fuzz.cc'),
-      ...readdirSync(join(ROOT, 'native/core')).filter((f) => f.endsWith('.cc')).map((f) => join(ROOT, 'native/core', f))];
+    const sources = [
+      join(ROOT, 'native/test/fuzz.cc'),
+      ...readdirSync(join(ROOT, 'native/core'))
+        .filter((f) => f.endsWith('.cc'))
+        .map((f) => join(ROOT, 'native/core', f)),
+    ];
     // -O0, one compiler per file in parallel: the build is most of this test's time.
     const flags = ['-std=c++17', '-O0', '-g1', '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined'];
-    const objects = await Promise.all(sources.map((src, i) => new Promise<string>((resolve, reject) => {
-      const obj = join(dir, `${i}.o`);
-      execFile('g++', [...flags, `-I${join(ROOT, 'native')}`, '-c', src, '-o', obj], (err, _out, stderr) =>
-        err ? reject(new Error(`${src}: ${stderr}`)) : resolve(obj));
-    })));
+    const objects = await Promise.all(
+      sources.map(
+        (src, i) =>
+          new Promise<string>((resolve, reject) => {
+            const obj = join(dir, `${i}.o`);
+            execFile('g++', [...flags, `-I${join(ROOT, 'native')}`, '-c', src, '-o', obj], (err, _out, stderr) =>
+              err ? reject(new Error(`${src}: ${stderr}`)) : resolve(obj),
+            );
+          }),
+      ),
+    );
     execFileSync('g++', [...flags, ...objects, '-o', exe], { stdio: 'pipe' });
     for (const seed of [1, 2, 3]) {
-      const r = spawnSync(exe, ['2000', String(seed)], { encoding: 'utf8', env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1' } });
+      const r = spawnSync(exe, ['2000', String(seed)], {
+        encoding: 'utf8',
+        env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1' },
+      });
       expect(r.stderr, `seed ${seed}`).toBe('');
       expect(r.status, `seed ${seed}`).toBe(0);
       const c = Object.fromEntries([...r.stdout.matchAll(/([a-z-]+) (\d+)/g)].map(([, k, v]) => [k, Number(v)]));
