@@ -477,12 +477,14 @@ struct Session {
     return f;
   }
 
-  void start(bool first) {
+  // `setStatus`: FEATURES_OK is not set (first start, or after a SET_STATUS 0); QEMU's
+  // vhost_user_add_status sends only missing bits, so a plain cont sends GET_STATUS alone.
+  void start(bool first, bool setStatus = true) {
     bool v102 = cfg.preamble == 1, noAck = cfg.preamble == 3;
     featuresAcked = guestFeatures();
     requestU64(kSetFeatures, featuresAcked);
     request(kGetStatus, nullptr, 0);
-    requestU64(kSetStatus, 8);
+    if (setStatus) requestU64(kSetStatus, 8);
     if (noAck) {
       uint64_t table[1 + 4] = {1, 0};
       regionPayload(table + 1);
@@ -519,8 +521,9 @@ struct Session {
     for (unsigned i = 0; i < cfg.queues(); ++i) requestU64(kSetVringCall, i, {q[i].call}, fdReply);
   }
 
-  // vhost_dev_stop: disable each ring, GET_VRING_BASE each, then SET_STATUS 0 (QEMU sends it
-  // at the end of vhost_dev_stop when STATUS is negotiated); then vhost_dev_start again.
+  // QMP stop + cont as docs/testing.md records it from QEMU 10.2: disable each ring,
+  // GET_VRING_BASE each, then vhost_dev_start again; with `statusZero` also a SET_STATUS 0
+  // between them (a front-end that resets the status, as the issue expected QEMU to).
   void stopStart(bool statusZero) {
     bool noAck = cfg.preamble == 3;
     for (unsigned i = 0; i < cfg.queues(); ++i) {
@@ -533,7 +536,7 @@ struct Session {
       readReplies();
     }
     if (statusZero) requestU64(kSetStatus, 0);
-    start(false);
+    start(false, statusZero);
   }
 
   // ------------------------------------------------------------ the event loop
