@@ -2,7 +2,10 @@
 // `vhost-console`: argv (and --config) -> one validated Config -> the daemon.
 // Every input error is reported before anything is opened, naming the option and the value.
 import { ConfigError } from './errors.js';
-import { formatQemuArgs, helpText, packageVersion, parseArgs, qemuArgs } from './config/load.js';
+import { parseArgs } from './config/load.js';
+import { formatQemuArgs, qemuArgs } from './cli/qemu-args.js';
+import { helpText } from './cli/usage.js';
+import { packageVersion } from './version.js';
 import type { Config } from './config/schema.js';
 import { sdNotify, startWatchdog } from './ops/systemd.js';
 import { chardevEndpointLines, daemonEndpointLines } from './ops/banner.js';

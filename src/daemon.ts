@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { parseBool } from './config/keyval.js';
 import type { ChardevConfig, Config, ControlConfig, PortConfig, VmConfig } from './config/schema.js';
-import { packageVersion } from './config/load.js';
+import { packageVersion } from './version.js';
 import { ConfigError, StateError } from './errors.js';
 import { ControlServer } from './control/server.js';
 import { chardevInfo, portInfo } from './control/query.js';

@@ -12,7 +12,7 @@
 //  - With no VM anywhere and no --config, the embedded default (defaults.ts) is used.
 
 import { readFileSync } from 'node:fs';
-import { extname, resolve } from 'node:path';
+import { extname } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { ConfigError } from '../errors.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
@@ -39,9 +39,11 @@ export type ParsedCli =
 /** Guest memory in the printed QEMU arguments when --guest-memory is not given. */
 export const DEFAULT_GUEST_MEMORY = '1G';
 
-interface Flag { name: string; metavar?: string; help: string; scope: 'vm' | 'global' | 'action'; repeat?: boolean }
+/** One command-line option: a flag name is also the config-file key (without the dashes). */
+export interface Flag { name: string; metavar?: string; help: string; scope: 'vm' | 'global' | 'action'; repeat?: boolean }
 
-const FLAGS: Flag[] = [
+/** Every option, in --help's order (src/cli/usage.ts prints them). */
+export const FLAGS: readonly Flag[] = [
   { name: 'socket', metavar: 'PATH', scope: 'vm', help: 'vhost-user socket the daemon listens on (QEMU connects to it)' },
   { name: 'socket-mode', metavar: 'OCTAL', scope: 'vm', help: 'permission bits of the socket (default 0600)' },
   { name: 'id', metavar: 'ID', scope: 'vm', help: `the VM's id in logs and the control API (default ${DEFAULT_VM_ID})` },
@@ -67,37 +69,6 @@ const FLAG = new Map(FLAGS.map((f) => [f.name, f]));
 const SHORT: Record<string, string> = { '-h': 'help', '-V': 'version' };
 const VM_KEYS = FLAGS.filter((f) => f.scope === 'vm').map((f) => f.name);
 const GLOBAL_KEYS = FLAGS.filter((f) => f.scope === 'global' && f.name !== 'config').map((f) => f.name);
-
-/** The package's version (package.json sits two levels above both src/config and dist/config). */
-export function packageVersion(): string {
-  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-}
-
-export function helpText(): string {
-  const lines = FLAGS.map((f) => {
-    const head = `  --${f.name}${f.metavar ? ` ${f.metavar}` : ''}`;
-    return head.length < 34 ? `${head.padEnd(34)}${f.help}` : `${head}\n${' '.repeat(34)}${f.help}`;
-  });
-  return [
-    'Usage: vhost-console [OPTIONS]',
-    '',
-    'A vhost-user virtio-console backend: named multiport console ports, each a hub of host backends.',
-    'Without any VM option or --config it runs the built-in default (a console on a pty, a socket and',
-    'a log file, plus a guest-agent port), all in the current directory.',
-    '',
-    'Options:',
-    ...lines,
-    '',
-    'Example:',
-    '  vhost-console --socket /run/vm1/console.sock \\',
-    '    --chardev pty,id=pty0,path=/run/vm1/console.pty \\',
-    '    --chardev socket,id=sock0,path=/run/vm1/console.io,server=on,wait=off \\',
-    '    --chardev hub,id=hub0,chardevs.0=pty0,chardevs.1=sock0 \\',
-    '    --device virtconsole,chardev=hub0',
-    '',
-    'See docs/configuration.md for every option and the config-file form.',
-  ].join('\n');
-}
 
 // ---------------------------------------------------------------------------------------
 // Values. Each parser takes what a flag (a string) or a file (a string, number, boolean,
@@ -410,48 +381,4 @@ export function configFromObject(data: unknown, file: string): FileConfig {
     } else throw new ConfigError(`${file}: unknown key '${key}'${didYouMean(key, allowed)}`, key, key);
   }
   return { top, hasTop, vms, globals };
-}
-
-// ---------------------------------------------------------------------------------------
-// QEMU's side
-
-export type QemuDeviceName = 'vhost-user-test-device-pci' | 'vhost-user-device-pci' | 'vhost-user-test-device' | 'vhost-user-device';
-
-export interface QemuArgsOptions {
-  /** `vhost-user-test-device-pci` (QEMU >= 10.2, default) or `vhost-user-device-pci` (older QEMU, patched to be user-creatable). */
-  device?: QemuDeviceName;
-  /** Guest memory size for -m and the memfd backend (default '1G'); vhost-user needs shared guest memory. */
-  memory?: string;
-  /** Id of QEMU's -chardev for the vhost-user socket (default `vhc-<vm id>`). */
-  chardevId?: string;
-}
-
-/** Number of virtqueues the front-end must create: rx/tx for port 0, control rx/tx, then rx/tx per further port. */
-export function numQueues(vm: VmConfig): number {
-  return vm.multiport ? 2 * (vm.maxPorts + 1) : 2;
-}
-
-/** QEMU arguments that connect a VM to this daemon's socket for `vm`. */
-export function qemuArgs(vm: VmConfig, opts: QemuArgsOptions = {}): string[] {
-  const memory = opts.memory ?? '1G';
-  const chardevId = opts.chardevId ?? `vhc-${vm.id}`;
-  return [
-    '-m', memory,
-    '-object', `memory-backend-memfd,id=mem,size=${memory},share=on`,
-    '-machine', 'memory-backend=mem',
-    // QEMU runs in its own working directory: give it an absolute path.
-    '-chardev', `socket,id=${chardevId},path=${escapeValue(resolve(vm.socket))}`,
-    '-device', `${opts.device ?? 'vhost-user-test-device-pci'},chardev=${chardevId},virtio-id=3,num_vqs=${numQueues(vm)},config_size=12`,
-  ];
-}
-
-/** qemuArgs as a copy-pasteable shell fragment, one option per line. */
-export function formatQemuArgs(args: readonly string[]): string {
-  const lines: string[] = [];
-  for (let i = 0; i < args.length; i += 2) lines.push(`  ${args[i]} ${shellQuote(args[i + 1] ?? '')}`);
-  return lines.join(' \\\n');
-}
-
-export function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_.,:=\/@%+-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
 }

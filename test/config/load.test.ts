@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
-import { formatQemuArgs, helpText, numQueues, packageVersion, parseArgs, qemuArgs, shellQuote } from '../../src/config/load.js';
+import { parseArgs } from '../../src/config/load.js';
+import { formatQemuArgs, numQueues, qemuArgs, shellQuote } from '../../src/cli/qemu-args.js';
+import { helpText } from '../../src/cli/usage.js';
+import { packageVersion } from '../../src/version.js';
 import type { Config } from '../../src/config/schema.js';
 import { KNOWN_BACKENDS } from '../../src/chardev/registry.js';
 
