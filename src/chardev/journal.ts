@@ -20,7 +20,11 @@ export const MAX_LINE = 8192;
 const PARTIAL_MS = 1000;
 const EAGAIN = 11;
 
-export interface JournalContext { vm?: string; port?: string; portName?: string }
+export interface JournalContext {
+  vm?: string;
+  port?: string;
+  portName?: string;
+}
 
 export class JournalChardev extends Chardev {
   #fd: number | undefined;
@@ -102,7 +106,10 @@ export class JournalChardev extends Chardev {
     // Said once per kind of failure (a journal that is gone stays gone for a while).
     if (err !== this.#lastError) {
       this.#lastError = err;
-      this.log.warn({ socket: this.config.path, err: errnoText(err), transient: err === EAGAIN }, 'journal entry dropped');
+      this.log.warn(
+        { socket: this.config.path, err: errnoText(err), transient: err === EAGAIN },
+        'journal entry dropped',
+      );
     }
   }
 

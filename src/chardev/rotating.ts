@@ -32,7 +32,12 @@ export class RotatingFile {
   #retryAt = 0;
 
   /** `onError`: a rotation failed (e.g. permissions); writing goes on in PATH, never losing a byte. */
-  constructor(readonly path: string, append: boolean, readonly rotation?: Rotation, private readonly onError?: (err: Error) => void) {
+  constructor(
+    readonly path: string,
+    append: boolean,
+    readonly rotation?: Rotation,
+    private readonly onError?: (err: Error) => void,
+  ) {
     const { fd, created } = openOutput(path, append);
     this.#fd = fd;
     this.created = created;
@@ -63,7 +68,7 @@ export class RotatingFile {
         }
         if (this.#size < this.rotation.maxSize) n = Math.min(n, this.rotation.maxSize - this.#size);
       }
-      const w = fs.writeSync(this.#fd!, data, at, n);
+      const w = fs.writeSync(this.#fd, data, at, n);
       at += w;
       this.#size += w;
     }

@@ -16,7 +16,9 @@ export function chardevEndpointLines(vm: VmConfig, where?: (id: string) => strin
       // host defaults to localhost (chardev/registry.ts), not QEMU's all interfaces.
       const live = server(o) ? where?.(c.id) : undefined;
       const address = live?.startsWith('tcp:') ? live.slice(4) : `${o.host ?? 'localhost'}:${o.port}`;
-      out.push(`${who}: tcp ${address}${server(o) ? '' : ' (client)'}${o.telnet !== undefined && parseBool(o.telnet) === true ? ' (telnet)' : ''}`);
+      out.push(
+        `${who}: tcp ${address}${server(o) ? '' : ' (client)'}${o.telnet !== undefined && parseBool(o.telnet) === true ? ' (telnet)' : ''}`,
+      );
     } else if (c.backend === 'file' && o.path !== undefined) {
       out.push(`${who}: file ${o.path}${rotation(o)}`);
     }

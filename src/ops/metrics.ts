@@ -20,7 +20,10 @@ export interface MetricsSource {
 
 export interface MetricsVm {
   readonly id: string;
-  readonly device: { readonly connected: boolean; on(event: 'device-error' | 'frontend-connected', fn: (...args: unknown[]) => void): unknown };
+  readonly device: {
+    readonly connected: boolean;
+    on(event: 'device-error' | 'frontend-connected', fn: (...args: unknown[]) => void): unknown;
+  };
   portStates(): VmPortState[];
 }
 
@@ -34,30 +37,57 @@ export class MetricsServer {
   #snap: { vm: MetricsVm; ports: PortInfo[] }[] = [];
   readonly #log = logger({ component: 'metrics' });
 
-  constructor(private readonly source: MetricsSource, readonly address: ListenAddress) {
+  constructor(
+    private readonly source: MetricsSource,
+    readonly address: ListenAddress,
+  ) {
     const r = this.registry;
     collectDefaultMetrics({ register: r });
-    const self = this;
-    const ports = () => self.#snap.flatMap(({ vm, ports }) => ports.map((p) => ({ vm: vm.id, p, l: { vm: vm.id, port: p.id, name: p.name ?? '' } })));
+    // collect() runs with `this` bound to its metric: the server's state is reached through these.
+    const snap = () => this.#snap;
+    const faults = this.#faults;
+    const connects = this.#connects;
+    const ports = () =>
+      snap().flatMap(({ vm, ports }) =>
+        ports.map((p) => ({ vm: vm.id, p, l: { vm: vm.id, port: p.id, name: p.name ?? '' } })),
+      );
     const members = () => ports().flatMap(({ p, l }) => p.members.map((m) => ({ m, l: { ...l, chardev: m.chardev } })));
 
     new Gauge({
-      name: 'vhost_console_frontend_connected', help: 'Whether a vhost-user front-end (QEMU) is connected to the VM (0/1)', labelNames: ['vm'], registers: [r],
+      name: 'vhost_console_frontend_connected',
+      help: 'Whether a vhost-user front-end (QEMU) is connected to the VM (0/1)',
+      labelNames: ['vm'],
+      registers: [r],
       collect() {
         this.reset();
-        for (const { vm } of self.#snap) this.set({ vm: vm.id }, vm.device.connected ? 1 : 0);
+        for (const { vm } of snap()) this.set({ vm: vm.id }, vm.device.connected ? 1 : 0);
       },
     });
     new Counter({
-      name: 'vhost_console_frontend_connections_total', help: 'Front-end connections accepted since the daemon started', labelNames: ['vm'], registers: [r],
-      collect() { this.reset(); for (const { vm } of self.#snap) this.inc({ vm: vm.id }, self.#connects.get(vm.id) ?? 0); },
+      name: 'vhost_console_frontend_connections_total',
+      help: 'Front-end connections accepted since the daemon started',
+      labelNames: ['vm'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const { vm } of snap()) this.inc({ vm: vm.id }, connects.get(vm.id) ?? 0);
+      },
     });
     new Counter({
-      name: 'vhost_console_ring_faults_total', help: 'Front-end connections ended by a fault (a broken ring or a bad vhost-user message)', labelNames: ['vm'], registers: [r],
-      collect() { this.reset(); for (const { vm } of self.#snap) this.inc({ vm: vm.id }, self.#faults.get(vm.id) ?? 0); },
+      name: 'vhost_console_ring_faults_total',
+      help: 'Front-end connections ended by a fault (a broken ring or a bad vhost-user message)',
+      labelNames: ['vm'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const { vm } of snap()) this.inc({ vm: vm.id }, faults.get(vm.id) ?? 0);
+      },
     });
     new Counter({
-      name: 'vhost_console_port_bytes_total', help: 'Bytes through the port: direction="from_guest" (guest output) or "to_guest" (input)', labelNames: ['vm', 'port', 'name', 'direction'], registers: [r],
+      name: 'vhost_console_port_bytes_total',
+      help: 'Bytes through the port: direction="from_guest" (guest output) or "to_guest" (input)',
+      labelNames: ['vm', 'port', 'name', 'direction'],
+      registers: [r],
       collect() {
         this.reset();
         for (const { p, l } of ports()) {
@@ -67,27 +97,60 @@ export class MetricsServer {
       },
     });
     new Gauge({
-      name: 'vhost_console_port_guest_open', help: 'Whether the guest has the port open (0/1)', labelNames: ['vm', 'port', 'name'], registers: [r],
-      collect() { this.reset(); for (const { p, l } of ports()) this.set(l, p['guest-open'] ? 1 : 0); },
+      name: 'vhost_console_port_guest_open',
+      help: 'Whether the guest has the port open (0/1)',
+      labelNames: ['vm', 'port', 'name'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const { p, l } of ports()) this.set(l, p['guest-open'] ? 1 : 0);
+      },
     });
     new Gauge({
-      name: 'vhost_console_port_host_open', help: 'Whether the host side of the port is open, as last told to the guest (0/1)', labelNames: ['vm', 'port', 'name'], registers: [r],
-      collect() { this.reset(); for (const { p, l } of ports()) this.set(l, p['host-open'] ? 1 : 0); },
+      name: 'vhost_console_port_host_open',
+      help: 'Whether the host side of the port is open, as last told to the guest (0/1)',
+      labelNames: ['vm', 'port', 'name'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const { p, l } of ports()) this.set(l, p['host-open'] ? 1 : 0);
+      },
     });
     new Gauge({
-      name: 'vhost_console_port_members', help: 'Backends attached to the port\'s hub', labelNames: ['vm', 'port', 'name'], registers: [r],
-      collect() { this.reset(); for (const { p, l } of ports()) this.set(l, p.members.length); },
+      name: 'vhost_console_port_members',
+      help: "Backends attached to the port's hub",
+      labelNames: ['vm', 'port', 'name'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const { p, l } of ports()) this.set(l, p.members.length);
+      },
     });
     new Gauge({
-      name: 'vhost_console_port_members_connected', help: 'Backends of the port\'s hub that are connected (a client on the socket, a terminal on the pty, ...)', labelNames: ['vm', 'port', 'name'], registers: [r],
-      collect() { this.reset(); for (const { p, l } of ports()) this.set(l, p.members.filter((m) => m.open).length); },
+      name: 'vhost_console_port_members_connected',
+      help: "Backends of the port's hub that are connected (a client on the socket, a terminal on the pty, ...)",
+      labelNames: ['vm', 'port', 'name'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const { p, l } of ports()) this.set(l, p.members.filter((m) => m.open).length);
+      },
     });
     new Gauge({
-      name: 'vhost_console_member_connected', help: 'Whether the hub member is connected (0/1)', labelNames: ['vm', 'port', 'name', 'chardev'], registers: [r],
-      collect() { this.reset(); for (const { m, l } of members()) this.set(l, m.open ? 1 : 0); },
+      name: 'vhost_console_member_connected',
+      help: 'Whether the hub member is connected (0/1)',
+      labelNames: ['vm', 'port', 'name', 'chardev'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const { m, l } of members()) this.set(l, m.open ? 1 : 0);
+      },
     });
     new Counter({
-      name: 'vhost_console_member_bytes_total', help: 'Bytes through a hub member: direction="from_guest" (written to it) or "to_guest" (typed into it)', labelNames: ['vm', 'port', 'name', 'chardev', 'direction'], registers: [r],
+      name: 'vhost_console_member_bytes_total',
+      help: 'Bytes through a hub member: direction="from_guest" (written to it) or "to_guest" (typed into it)',
+      labelNames: ['vm', 'port', 'name', 'chardev', 'direction'],
+      registers: [r],
       collect() {
         this.reset();
         for (const { m, l } of members()) {
@@ -97,12 +160,22 @@ export class MetricsServer {
       },
     });
     new Counter({
-      name: 'vhost_console_member_dropped_bytes_total', help: 'Guest output a slow member missed (its buffer was full; drop policy)', labelNames: ['vm', 'port', 'name', 'chardev'], registers: [r],
-      collect() { this.reset(); for (const { m, l } of members()) this.inc(l, m.drops); },
+      name: 'vhost_console_member_dropped_bytes_total',
+      help: 'Guest output a slow member missed (its buffer was full; drop policy)',
+      labelNames: ['vm', 'port', 'name', 'chardev'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const { m, l } of members()) this.inc(l, m.drops);
+      },
     });
     new Gauge({
-      name: 'vhost_console_control_clients', help: 'Clients connected to the control socket', registers: [r],
-      collect() { this.set(source.controlClients()); },
+      name: 'vhost_console_control_clients',
+      help: 'Clients connected to the control socket',
+      registers: [r],
+      collect() {
+        this.set(source.controlClients());
+      },
     });
     this.watch();
   }
@@ -139,7 +212,10 @@ export class MetricsServer {
     server.maxConnections = 64;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.address.port, this.address.host, () => { server.off('error', reject); resolve(); });
+      server.listen(this.address.port, this.address.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     }).catch((e: Error) => {
       throw new Error(`metrics endpoint ${formatAddress(this.address)}: ${e.message}`);
     });

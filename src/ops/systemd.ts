@@ -133,7 +133,10 @@ export function takeActivatedSocket(path: string): ActivatedSocket | undefined {
 export function closeUnusedActivated(): ActivatedSocket[] {
   const left = [...byPath.values()];
   for (const s of left) {
-    logger({ component: 'systemd' }).warn({ fd: s.fd, name: s.name, path: s.path }, 'the service manager passed a socket no VM or control socket is configured at; closed');
+    logger({ component: 'systemd' }).warn(
+      { fd: s.fd, name: s.name, path: s.path },
+      'the service manager passed a socket no VM or control socket is configured at; closed',
+    );
     closeFd(s.fd);
   }
   byPath.clear();

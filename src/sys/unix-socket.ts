@@ -9,7 +9,9 @@ const libc = koffi.load('libc.so.6');
 
 const c = {
   socket: libc.func('int socket(int domain, int type, int protocol)'),
-  sendto: libc.func('long sendto(int fd, const uint8_t *buf, unsigned long len, int flags, const uint8_t *addr, uint32_t addrlen)'),
+  sendto: libc.func(
+    'long sendto(int fd, const uint8_t *buf, unsigned long len, int flags, const uint8_t *addr, uint32_t addrlen)',
+  ),
   getsockname: libc.func('int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ uint32_t *addrlen)'),
   getsockopt: libc.func('int getsockopt(int fd, int level, int name, _Out_ int *value, _Inout_ uint32_t *len)'),
   fcntl: libc.func('int fcntl(int fd, int cmd, ...)'),
@@ -44,7 +46,8 @@ function fail(call: string, detail: string): never {
 function sockaddrUn(path: string): Buffer {
   const abstract = path.startsWith('@');
   const name = Buffer.from(abstract ? `\0${path.slice(1)}` : path);
-  if (name.length === 0 || name.length >= SUN_PATH_LEN) throw new Error(`unix socket address '${path}': length ${name.length} is not in 1..${SUN_PATH_LEN - 1}`);
+  if (name.length === 0 || name.length >= SUN_PATH_LEN)
+    throw new Error(`unix socket address '${path}': length ${name.length} is not in 1..${SUN_PATH_LEN - 1}`);
   const addr = Buffer.alloc(SUN_PATH + name.length + (abstract ? 0 : 1));
   addr.writeUInt16LE(AF_UNIX, 0);
   name.copy(addr, SUN_PATH);

@@ -7,7 +7,12 @@ import { expect, test } from 'vitest';
 import { until, useE2E } from './harness.js';
 
 /** A process's start time, in clock ticks since boot (/proc/PID/stat field 22). */
-const startTime = (pid: number): number => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[19]);
+const startTime = (pid: number): number =>
+  Number(
+    readFileSync(`/proc/${pid}/stat`, 'utf8')
+      .replace(/^.*\) /, '')
+      .split(' ')[19],
+  );
 
 const e2e = useE2E();
 
@@ -16,7 +21,11 @@ test('activation: QEMU connects before the daemon runs and boots with its consol
   const d = await e.startDaemon({ activation: { delayMs: 4000 }, ports: [{ id: 'p1', name: 'org.e2e.port1' }] });
   const g = await e.boot({ daemon: d }); // QEMU's connect is queued on systemd's socket meanwhile
   // d is the stand-in for systemd; the daemon is its child, started after QEMU was.
-  const daemonPid = await until('the daemon process', 10_000, () => Number(readFileSync(`/proc/${d.pid}/task/${d.pid}/children`, 'utf8').trim().split(' ')[0]) || false);
+  const daemonPid = await until(
+    'the daemon process',
+    10_000,
+    () => Number(readFileSync(`/proc/${d.pid}/task/${d.pid}/children`, 'utf8').trim().split(' ')[0]) || false,
+  );
   expect(startTime(g.pid)).toBeLessThan(startTime(daemonPid));
   const con = await e.peer(d, 'con');
   await g.ok('e2e_wait_port org.e2e.port1 10');

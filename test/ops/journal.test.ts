@@ -11,16 +11,22 @@ import { Vm } from '../helpers/vm.js';
 const hasPython = spawnSync('python3', ['--version']).status === 0;
 if (!hasPython) console.warn('test/ops/journal.test.ts: python3 (the fake journald) is not installed: skipped');
 const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => { for (const f of cleanups.splice(0).reverse()) await f(); });
+afterEach(async () => {
+  for (const f of cleanups.splice(0).reverse()) await f();
+});
 const settled = (p: ConsolePort) => (p.id === 0 ? p.console : p.name !== undefined);
 
 function fakeJournal(path: string): { entries: Record<string, string>[]; ready: Promise<void>; child: ChildProcess } {
   const entries: Record<string, string>[] = [];
-  const child = spawn('python3', [join(ROOT, 'test/ops/fixtures/fake-journal.py'), path], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('python3', [join(ROOT, 'test/ops/fixtures/fake-journal.py'), path], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let part = '';
   let resolveReady!: () => void;
-  const ready = new Promise<void>((r) => { resolveReady = r; });
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+  const ready = new Promise<void>((r) => {
+    resolveReady = r;
+  });
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
     part += d;
     const lines = part.split('\n');
     part = lines.pop()!;
@@ -30,7 +36,9 @@ function fakeJournal(path: string): { entries: Record<string, string>[]; ready: 
       if (m.fields) entries.push(m.fields);
     }
   });
-  cleanups.push(() => { child.kill(); });
+  cleanups.push(() => {
+    child.kill();
+  });
   return { entries, ready, child };
 }
 
@@ -66,12 +74,23 @@ describe.skipIf(!hasPython)('journal member (native protocol, fake journald)', (
     const con0 = j.entries.filter((e) => e.VHOST_CONSOLE_CHARDEV === 'j0');
     expect(con0.map((e) => e.MESSAGE)).toEqual(['Booting Linux', 'login: root', 'Welcome', 'prompt# ']);
     for (const e of con0) {
-      expect(e).toMatchObject({ PRIORITY: '6', SYSLOG_IDENTIFIER: 'web1-console', VHOST_CONSOLE_VM: 'vm0', VHOST_CONSOLE_PORT: 'port0' });
+      expect(e).toMatchObject({
+        PRIORITY: '6',
+        SYSLOG_IDENTIFIER: 'web1-console',
+        VHOST_CONSOLE_VM: 'vm0',
+        VHOST_CONSOLE_PORT: 'port0',
+      });
       expect(e.VHOST_CONSOLE_PORT_NAME).toBeUndefined();
     }
     const port1 = j.entries.filter((e) => e.VHOST_CONSOLE_CHARDEV === 'j1');
     expect(port1.map((e) => e.MESSAGE!.length)).toEqual([18, 8192, 808]); // an overlong line is cut at 8 KiB
-    expect(port1[0]).toMatchObject({ MESSAGE: 'a line from port 1', PRIORITY: '4', SYSLOG_IDENTIFIER: 'vhost-console', VHOST_CONSOLE_PORT: 'org.example.log', VHOST_CONSOLE_PORT_NAME: 'org.example.log' });
+    expect(port1[0]).toMatchObject({
+      MESSAGE: 'a line from port 1',
+      PRIORITY: '4',
+      SYSLOG_IDENTIFIER: 'vhost-console',
+      VHOST_CONSOLE_PORT: 'org.example.log',
+      VHOST_CONSOLE_PORT_NAME: 'org.example.log',
+    });
   });
 
   it('a missing journal drops entries with one warning; the port and the other members go on', async () => {
@@ -79,7 +98,11 @@ describe.skipIf(!hasPython)('journal member (native protocol, fake journald)', (
     cleanups.push(dir.remove);
     const vm = await Vm.start({
       ports: [{ driver: 'virtconsole', chardev: 'hub0' }],
-      chardevs: { s0: 'socket,path=@DIR@/s0.sock,server=on,wait=off', j0: `journal,path=${join(dir.path, 'nobody.sock')}`, hub0: 'hub,chardevs.0=s0,chardevs.1=j0' },
+      chardevs: {
+        s0: 'socket,path=@DIR@/s0.sock,server=on,wait=off',
+        j0: `journal,path=${join(dir.path, 'nobody.sock')}`,
+        hub0: 'hub,chardevs.0=s0,chardevs.1=j0',
+      },
     });
     cleanups.push(() => vm.dispose());
     const h = await vm.host('s0');

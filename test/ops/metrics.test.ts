@@ -8,7 +8,10 @@ import { until } from '../helpers/daemon.js';
 import { Vm } from '../helpers/vm.js';
 
 let vm: Vm | undefined;
-afterEach(async () => { await vm?.dispose(); vm = undefined; });
+afterEach(async () => {
+  await vm?.dispose();
+  vm = undefined;
+});
 
 const settled = (p: ConsolePort) => (p.id === 0 ? p.console : p.name !== undefined);
 
@@ -16,7 +19,12 @@ function get(url: string, method = 'GET'): Promise<{ status: number; type: strin
   return new Promise((resolve, reject) => {
     const req = request(url, { method }, (res) => {
       let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => { body += d; }).on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), body }));
+      res
+        .setEncoding('utf8')
+        .on('data', (d: string) => {
+          body += d;
+        })
+        .on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), body }));
     });
     req.on('error', reject).end();
   });
@@ -34,7 +42,7 @@ function samples(text: string): Map<string, number> {
 }
 
 async function metricsUrl(v: Vm): Promise<string> {
-  await until(() => /metrics (http:\S+)/.test(v.daemon.stdout), 'the banner\'s metrics line');
+  await until(() => /metrics (http:\S+)/.test(v.daemon.stdout), "the banner's metrics line");
   return /metrics (http:\S+)/.exec(v.daemon.stdout)![1]!;
 }
 
@@ -46,7 +54,9 @@ describe('metrics endpoint (Prometheus text)', () => {
 
     const before = samples((await get(url)).body);
     expect(before.get('vhost_console_frontend_connected{vm="vm0"}')).toBe(0);
-    expect(before.get('vhost_console_port_members_connected{vm="vm0",port="org.example.port1",name="org.example.port1"}')).toBe(0);
+    expect(
+      before.get('vhost_console_port_members_connected{vm="vm0",port="org.example.port1",name="org.example.port1"}'),
+    ).toBe(0);
 
     const h = await vm.host('c1');
     const q = await vm.qmp();

@@ -9,7 +9,10 @@ import { until } from '../helpers/daemon.js';
 import { Vm } from '../helpers/vm.js';
 
 let vm: Vm | undefined;
-afterEach(async () => { await vm?.dispose(); vm = undefined; });
+afterEach(async () => {
+  await vm?.dispose();
+  vm = undefined;
+});
 
 const settled = (p: ConsolePort) => (p.id === 0 ? p.console : p.name !== undefined);
 
@@ -32,7 +35,13 @@ function steadyGuest(p: ConsolePort): { stop: () => Promise<Buffer> } {
       printed.push(b);
     }
   })();
-  return { stop: async () => { running = false; await done; return Buffer.concat(printed); } };
+  return {
+    stop: async () => {
+      running = false;
+      await done;
+      return Buffer.concat(printed);
+    },
+  };
 }
 
 /** `got` must be exactly the end of `all`, starting at a line start. */
@@ -60,7 +69,16 @@ describe('replay= (history on attach)', () => {
     const all = Buffer.concat([history, live]);
     // Everything up to the guest's last byte arrives (the console port never waits for it).
     let last = -1;
-    await until(() => { const same = h.received === last && h.received > 0; last = h.received; return same; }, 'the client to settle', 10_000, 300);
+    await until(
+      () => {
+        const same = h.received === last && h.received > 0;
+        last = h.received;
+        return same;
+      },
+      'the client to settle',
+      10_000,
+      300,
+    );
     const got = await h.read(h.received);
     expectSuffix(got, all);
     // The replay part is at most 16 KiB: what came before the connection starts within the window.
@@ -125,20 +143,24 @@ describe('replay= (history on attach)', () => {
       // Raw enough for a byte-exact read: the replay comes through the line discipline, which
       // turns \n into \r\n on output unless the daemon set the pty raw (it does).
       const got: Buffer[] = [];
-      await until(() => {
-        const b = Buffer.alloc(65536);
-        try {
-          const n = fs.readSync(fd, b);
-          if (n > 0) got.push(b.subarray(0, n));
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-        }
-        return Buffer.concat(got).length >= history.length;
-      }, 'the replay on the pty', 10_000, 20);
+      await until(
+        () => {
+          const b = Buffer.alloc(65536);
+          try {
+            const n = fs.readSync(fd, b);
+            if (n > 0) got.push(b.subarray(0, n));
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+          }
+          return Buffer.concat(got).length >= history.length;
+        },
+        'the replay on the pty',
+        10_000,
+        20,
+      );
       expect(Buffer.concat(got).equals(history)).toBe(true);
     } finally {
       fs.closeSync(fd);
     }
   });
 });
-

@@ -119,7 +119,12 @@ describe('rotation (max-size=, backups=)', () => {
     await vm.daemon.waitForLog(/SIGHUP/);
     const b = stream(7_000, 6_000);
     await print(g.con, b);
-    await until(() => statSync(con, { throwIfNoEntry: false }) !== undefined && family(con).bytes.length + readFileSync(`${con}.moved`).length === a.length + b.length, 'the second part');
+    await until(
+      () =>
+        statSync(con, { throwIfNoEntry: false }) !== undefined &&
+        family(con).bytes.length + readFileSync(`${con}.moved`).length === a.length + b.length,
+      'the second part',
+    );
     // The moved file holds what was written before the HUP (its newest part), the new family the rest.
     const moved = readFileSync(`${con}.moved`);
     const all = Buffer.concat([family(con).bytes.subarray(0, 4096), moved, family(con).bytes.subarray(4096)]);
@@ -133,11 +138,27 @@ describe('rotation options', () => {
     const { parseChardevOptions } = await import('../../src/chardev/registry.js');
     const f = parseChardevOptions('file', 'f', { path: '/tmp/x.log', 'max-size': '2M' });
     expect(f.common.rotate).toEqual({ maxSize: 2 * 1024 * 1024, backups: 3 });
-    expect(parseChardevOptions('socket', 's', { path: '/tmp/s', server: 'on', logfile: '/tmp/l', 'max-size': '64K', backups: '0' }).common.rotate).toEqual({ maxSize: 65536, backups: 0 });
+    expect(
+      parseChardevOptions('socket', 's', {
+        path: '/tmp/s',
+        server: 'on',
+        logfile: '/tmp/l',
+        'max-size': '64K',
+        backups: '0',
+      }).common.rotate,
+    ).toEqual({ maxSize: 65536, backups: 0 });
     expect(parseChardevOptions('file', 'f', { path: '/tmp/x.log' }).common.rotate).toBeUndefined();
-    expect(() => parseChardevOptions('socket', 's', { path: '/tmp/s', server: 'on', 'max-size': '1M' })).toThrow(/chardev 's': option 'max-size' applies to a file backend's output and to logfile=/);
-    expect(() => parseChardevOptions('file', 'f', { path: '/tmp/x.log', backups: '2' })).toThrow(/chardev 'f': option 'backups' needs max-size=/);
-    expect(() => parseChardevOptions('file', 'f', { path: '/tmp/x.log', 'max-size': '2X' })).toThrow(/option 'max-size' must be a size in bytes, not '2X'/);
-    expect(() => parseChardevOptions('file', 'f', { path: '/tmp/x.log', 'max-size': '1M', backups: '100' })).toThrow(/option 'backups' must be at most 99/);
+    expect(() => parseChardevOptions('socket', 's', { path: '/tmp/s', server: 'on', 'max-size': '1M' })).toThrow(
+      /chardev 's': option 'max-size' applies to a file backend's output and to logfile=/,
+    );
+    expect(() => parseChardevOptions('file', 'f', { path: '/tmp/x.log', backups: '2' })).toThrow(
+      /chardev 'f': option 'backups' needs max-size=/,
+    );
+    expect(() => parseChardevOptions('file', 'f', { path: '/tmp/x.log', 'max-size': '2X' })).toThrow(
+      /option 'max-size' must be a size in bytes, not '2X'/,
+    );
+    expect(() => parseChardevOptions('file', 'f', { path: '/tmp/x.log', 'max-size': '1M', backups: '100' })).toThrow(
+      /option 'backups' must be at most 99/,
+    );
   });
 });

@@ -14,14 +14,24 @@ const FAKE = join(ROOT, 'test/ops/fixtures/fake-systemd.py');
 const hasPython = spawnSync('python3', ['--version']).status === 0;
 if (!hasPython) console.warn('test/ops/systemd.test.ts: python3 (which plays systemd) is not installed: skipped');
 
-interface Ev { event: string; data?: string; pid?: number; code?: number | null; signal?: number | null; listening?: Record<string, boolean> }
+interface Ev {
+  event: string;
+  data?: string;
+  pid?: number;
+  code?: number | null;
+  signal?: number | null;
+  listening?: Record<string, boolean>;
+}
 
 class Manager {
   readonly events: Ev[] = [];
   stderr = '';
   readonly child: ChildProcess;
   constructor(opts: string[], daemonArgs: string[]) {
-    this.child = spawn('python3', [FAKE, ...opts, '--', process.execPath, CLI, ...daemonArgs], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn('python3', [FAKE, ...opts, '--', process.execPath, CLI, ...daemonArgs], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let part = '';
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       part += d;
@@ -29,14 +39,24 @@ class Manager {
       part = lines.pop()!;
       for (const l of lines) if (l.trim()) this.events.push(JSON.parse(l) as Ev);
     });
-    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => { this.stderr += d; });
+    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      this.stderr += d;
+    });
   }
-  notifications(): string[] { return this.events.filter((e) => e.event === 'notify').map((e) => e.data!); }
+  notifications(): string[] {
+    return this.events.filter((e) => e.event === 'notify').map((e) => e.data!);
+  }
   async waitFor(pred: (e: Ev) => boolean, what: string, timeoutMs = 15_000): Promise<Ev> {
-    await until(() => this.events.some(pred), `${what}; events: ${JSON.stringify(this.events)}; stderr: ${this.stderr.slice(-2000)}`, timeoutMs);
+    await until(
+      () => this.events.some(pred),
+      `${what}; events: ${JSON.stringify(this.events)}; stderr: ${this.stderr.slice(-2000)}`,
+      timeoutMs,
+    );
     return this.events.find(pred)!;
   }
-  daemonPid(): number { return this.events.find((e) => e.event === 'start')!.pid!; }
+  daemonPid(): number {
+    return this.events.find((e) => e.event === 'start')!.pid!;
+  }
   async close(): Promise<void> {
     if (this.child.exitCode === null) {
       this.child.kill('SIGTERM');
@@ -62,11 +82,28 @@ describe.skipIf(!hasPython)('systemd protocols against the real daemon (python3 
     const sockets = ['a', 'b', 'c'].map((id) => join(dir, `${id}.sock`));
     const ctl = join(dir, 'ctl.sock');
     const { writeFileSync } = await import('node:fs');
-    writeFileSync(config, JSON.stringify({
-      control: ctl,
-      vm: ['a', 'b', 'c'].map((id) => ({ id, socket: join(dir, `${id}.sock`), chardev: [`socket,id=s0,path=${join(dir, `${id}.con`)},server=on,wait=off`], device: ['virtconsole,chardev=s0'] })),
-    }));
-    const m = new Manager(['--notify', join(dir, 'notify'), '--watchdog-usec', '400000', ...[...sockets, ctl].flatMap((p) => ['--watch', p])], ['--config', config]);
+    writeFileSync(
+      config,
+      JSON.stringify({
+        control: ctl,
+        vm: ['a', 'b', 'c'].map((id) => ({
+          id,
+          socket: join(dir, `${id}.sock`),
+          chardev: [`socket,id=s0,path=${join(dir, `${id}.con`)},server=on,wait=off`],
+          device: ['virtconsole,chardev=s0'],
+        })),
+      }),
+    );
+    const m = new Manager(
+      [
+        '--notify',
+        join(dir, 'notify'),
+        '--watchdog-usec',
+        '400000',
+        ...[...sockets, ctl].flatMap((p) => ['--watch', p]),
+      ],
+      ['--config', config],
+    );
     cleanups.push(() => m.close());
     const ready = await m.waitFor((e) => e.event === 'notify' && /^READY=1$/m.test(e.data!), 'READY=1');
     // At the moment systemd hears READY=1, QEMU (ordered After= us) can connect to every VM.
@@ -94,8 +131,35 @@ describe.skipIf(!hasPython)('systemd protocols against the real daemon (python3 
     const vmSock = join(dir, 'vm1.sock');
     const ctl = join(dir, 'ctl.sock');
     const m = new Manager(
-      ['--notify', join(dir, 'notify'), '--listen', `${vmSock}=vm1`, '--listen', `${ctl}=control`, '--mode', '0660', '--watch', vmSock, '--watch', ctl, '--runs', '2'],
-      [...vmArgs(dir, 'vm1'), '--max-ports', '4', '--chardev', `socket,id=s0,path=${join(dir, 'con.sock')},server=on,wait=off`, '--device', 'virtconsole,chardev=s0', '--control', ctl, '--log-level', 'debug'],
+      [
+        '--notify',
+        join(dir, 'notify'),
+        '--listen',
+        `${vmSock}=vm1`,
+        '--listen',
+        `${ctl}=control`,
+        '--mode',
+        '0660',
+        '--watch',
+        vmSock,
+        '--watch',
+        ctl,
+        '--runs',
+        '2',
+      ],
+      [
+        ...vmArgs(dir, 'vm1'),
+        '--max-ports',
+        '4',
+        '--chardev',
+        `socket,id=s0,path=${join(dir, 'con.sock')},server=on,wait=off`,
+        '--device',
+        'virtconsole,chardev=s0',
+        '--control',
+        ctl,
+        '--log-level',
+        'debug',
+      ],
     );
     cleanups.push(() => m.close());
     await m.waitFor((e) => e.event === 'sockets', 'the sockets');
@@ -110,7 +174,10 @@ describe.skipIf(!hasPython)('systemd protocols against the real daemon (python3 
     // The control API is served on the passed control socket.
     const q = await QmpClient.connect(ctl);
     // STATUS= follows the front-end.
-    await m.waitFor((e) => e.event === 'notify' && /^STATUS=serving 1 VM \(vm0\), 1 with a front-end connected$/m.test(e.data!), 'STATUS with the front-end');
+    await m.waitFor(
+      (e) => e.event === 'notify' && /^STATUS=serving 1 VM \(vm0\), 1 with a front-end connected$/m.test(e.data!),
+      'STATUS with the front-end',
+    );
     const ports = (await q.execute('query-ports')) as { id: string; 'guest-open': boolean }[];
     expect(ports.map((p) => p.id)).toHaveLength(1);
     q.close();
@@ -137,11 +204,17 @@ describe.skipIf(!hasPython)('systemd protocols against the real daemon (python3 
     const { path: dir, remove } = tmpDir('vhc-sd-');
     cleanups.push(remove);
     const stray = join(dir, 'stray.sock');
-    const m = new Manager(['--notify', join(dir, 'notify'), '--listen', `${stray}=stray`, '--watch', stray], [...vmArgs(dir, 'vm1')]);
+    const m = new Manager(
+      ['--notify', join(dir, 'notify'), '--listen', `${stray}=stray`, '--watch', stray],
+      [...vmArgs(dir, 'vm1')],
+    );
     cleanups.push(() => m.close());
     const ready = await m.waitFor((e) => e.event === 'notify' && /READY=1/.test(e.data!), 'READY=1');
     expect(ready.listening![stray]).toBe(true); // systemd's own copy still listens
-    await until(() => /no VM or control socket is configured at/.test(m.stderr) && m.stderr.includes(stray), 'the warning');
+    await until(
+      () => /no VM or control socket is configured at/.test(m.stderr) && m.stderr.includes(stray),
+      'the warning',
+    );
     expect(existsSync(join(dir, 'vm1.sock'))).toBe(true);
   });
 });

@@ -13,8 +13,12 @@ import { ROOT, tmpDir } from '../helpers/daemon.js';
 const UNITS = join(ROOT, 'systemd');
 const hasAnalyze = spawnSync('systemd-analyze', ['--version']).status === 0;
 const hasSysusers = spawnSync('systemd-sysusers', ['--help']).status === 0;
-if (!hasAnalyze) console.warn('test/ops/units.test.ts: systemd-analyze is not installed (apt-get install systemd): the verify tests are skipped');
-if (!hasSysusers) console.warn('test/ops/units.test.ts: systemd-sysusers is not installed: the sysusers test is skipped');
+if (!hasAnalyze)
+  console.warn(
+    'test/ops/units.test.ts: systemd-analyze is not installed (apt-get install systemd): the verify tests are skipped',
+  );
+if (!hasSysusers)
+  console.warn('test/ops/units.test.ts: systemd-sysusers is not installed: the sysusers test is skipped');
 const dir = tmpDir('vhc-units-');
 afterAll(() => dir.remove());
 
@@ -25,17 +29,25 @@ function unitCopies(): string {
   for (const f of readdirSync(UNITS).filter((f) => /\.(service|socket)$/.test(f))) {
     const text = readFileSync(join(UNITS, f), 'utf8');
     if (f.endsWith('.service')) expect(text).toMatch(/^ExecStart=vhost-console /m);
-    writeFileSync(join(out, f), text.replace(/^ExecStart=vhost-console /m, `ExecStart=${process.execPath} ${join(ROOT, 'dist/cli.js')} `));
+    writeFileSync(
+      join(out, f),
+      text.replace(/^ExecStart=vhost-console /m, `ExecStart=${process.execPath} ${join(ROOT, 'dist/cli.js')} `),
+    );
   }
   return out;
 }
 
 function verify(units: string, names: string[]): { status: number | null; output: string } {
   const r = spawnSync('systemd-analyze', ['verify', '--man=no', ...names.map((n) => join(units, n))], {
-    cwd: units, encoding: 'utf8', env: { ...process.env, SYSTEMD_UNIT_PATH: `${units}:`, SYSTEMD_LOG_COLOR: '0' },
+    cwd: units,
+    encoding: 'utf8',
+    env: { ...process.env, SYSTEMD_UNIT_PATH: `${units}:`, SYSTEMD_LOG_COLOR: '0' },
   });
   // Warnings about other units (the host's own) are not ours to judge; ours must be silent.
-  const output = `${r.stdout}${r.stderr}`.split('\n').filter((l) => /vhost-console/.test(l)).join('\n');
+  const output = `${r.stdout}${r.stderr}`
+    .split('\n')
+    .filter((l) => /vhost-console/.test(l))
+    .join('\n');
   return { status: r.status, output };
 }
 
@@ -75,12 +87,16 @@ describe.skipIf(!hasAnalyze)('systemd units (systemd-analyze verify)', () => {
 });
 
 describe.skipIf(!hasSysusers)('sysusers', () => {
-  it('creates the vhost-console user in QEMU\'s group', () => {
+  it("creates the vhost-console user in QEMU's group", () => {
     const root = join(dir.path, 'root');
     mkdirSync(join(root, 'etc'), { recursive: true });
-    const r = spawnSync('systemd-sysusers', [`--root=${root}`, join(UNITS, 'vhost-console.sysusers')], { encoding: 'utf8' });
+    const r = spawnSync('systemd-sysusers', [`--root=${root}`, join(UNITS, 'vhost-console.sysusers')], {
+      encoding: 'utf8',
+    });
     expect(r.status, r.stderr).toBe(0);
-    expect(readFileSync(join(root, 'etc/passwd'), 'utf8')).toMatch(/^vhost-console:x:\d+:\d+:[^:]*:\/nonexistent:\/usr\/sbin\/nologin$/m);
+    expect(readFileSync(join(root, 'etc/passwd'), 'utf8')).toMatch(
+      /^vhost-console:x:\d+:\d+:[^:]*:\/nonexistent:\/usr\/sbin\/nologin$/m,
+    );
     expect(readFileSync(join(root, 'etc/group'), 'utf8')).toMatch(/^kvm:x:\d+:vhost-console$/m);
   });
 });
