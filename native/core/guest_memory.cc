@@ -65,7 +65,14 @@ bool GuestMemory::add(const RegionDesc& d, UniqueFd fd, std::string& err) {
   uint64_t align = mapAlignment(fd.get(), st);
   uint64_t start = d.mmapOffset & ~(align - 1);
   uint64_t lead = d.mmapOffset - start;
-  size_t len = static_cast<size_t>(lead + d.size);
+  // Whole pages of the file's page size: munmap of a hugetlbfs mapping needs it.
+  uint64_t span = lead + d.size;
+  if (span > UINT64_MAX - (align - 1)) {
+    err = strfmt("memory region guest 0x%llx: size 0x%llx too large", (unsigned long long)d.guestAddr,
+                 (unsigned long long)d.size);
+    return false;
+  }
+  size_t len = static_cast<size_t>((span + align - 1) & ~(align - 1));
   Mapping map = Mapping::map(len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd.get(),
                              static_cast<off_t>(start));
   if (!map) {
