@@ -9,6 +9,7 @@
 #   FUZZ_TARGETS="fuzz_device" npm run fuzz  a subset
 #   bash native/fuzz/run.sh merge            minimise: seeds + build-fuzz/corpus + the kept
 #                                            corpus -> native/fuzz/corpus/<target> (-merge=1)
+#   bash native/fuzz/run.sh coverage         llvm-cov line coverage of native/core from the corpora
 #   build-fuzz/<target> <crash file>         replay one input (VHC_FUZZ_TRACE=1 shows the ops)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -41,6 +42,22 @@ if [ "${1:-}" = merge ]; then
     rm -rf native/fuzz/corpus/$t && mv "$OUT/merged/$t" native/fuzz/corpus/$t
     echo "$t: $(ls native/fuzz/corpus/$t | wc -l) inputs, $(cat native/fuzz/corpus/$t/* | wc -c) bytes"
   done
+  exit 0
+fi
+
+if [ "${1:-}" = coverage ]; then
+  # Line coverage of native/core from the corpora (the kept one and build-fuzz/corpus).
+  nice -n 19 make -s -C native/fuzz -j"$(nproc)" cov >"$OUT/logs/build-cov.log" 2>&1 || { cat "$OUT/logs/build-cov.log"; exit 1; }
+  rm -rf "$OUT/cov/profiles" && mkdir -p "$OUT/cov/profiles"
+  for t in $TARGETS; do
+    mkdir -p "$OUT/corpus/$t"
+    LLVM_PROFILE_FILE="$OUT/cov/profiles/$t.profraw" nice -n 19 "$OUT/cov/$t" -runs=0 -timeout=10 \
+      native/fuzz/corpus/$t "$OUT/corpus/$t" >"$OUT/logs/$t.cov.log" 2>&1
+  done
+  llvm-profdata-14 merge -sparse "$OUT"/cov/profiles/*.profraw -o "$OUT/cov/all.profdata"
+  objs=()
+  for t in $TARGETS; do objs+=(-object "$OUT/cov/$t"); done
+  llvm-cov-14 report "${objs[@]:1}" -instr-profile="$OUT/cov/all.profdata" native/core/*.cc
   exit 0
 fi
 
