@@ -4,7 +4,7 @@
 // whole (the configuration asked for all of them) with everything opened so far closed.
 import { resolve } from 'node:path';
 import { parseBool } from './config/keyval.js';
-import type { ChardevConfig, Config, ControlConfig, PortConfig, VmConfig } from './config/schema.js';
+import type { ChardevSpec, Config, ControlConfig, PortConfig, VmConfig } from './config/schema.js';
 import { packageVersion } from './version.js';
 import { ConfigError, StateError } from './errors.js';
 import { ControlServer } from './control/server.js';
@@ -195,7 +195,7 @@ export class Daemon implements ControlTarget {
     return this.vm(vm).portStates().map(portInfo);
   }
 
-  chardevAdd(vm: string, chardev: ChardevConfig, next: VmConfig): Promise<{ pty?: string }> {
+  chardevAdd(vm: string, chardev: ChardevSpec, next: VmConfig): Promise<{ pty?: string }> {
     checkPaths(this.vmIds().map((id) => (id === vm ? next : this.vm(id).config)), this.config.control);
     // The same checks as at start-up; the chardev's own start claims its paths under a lock.
     const problems = chardevProblems(chardev, '');
@@ -308,7 +308,7 @@ export function checkStartup(config: Config): string[] {
 }
 
 /** The path checks of one chardev (see checkStartup). */
-export function chardevProblems(c: ChardevConfig, prefix: string): string[] {
+export function chardevProblems(c: ChardevSpec, prefix: string): string[] {
   const who = `${prefix}chardev '${c.id}'`;
   const problems: string[] = [];
   const look = (f: () => void) => {

@@ -11,7 +11,7 @@ import { chardevFromConfig, parseChardevOptions } from './chardev/registry.js';
 import { RingbufChardev } from './chardev/ringbuf.js';
 import { PtyChardev } from './chardev/pty.js';
 import { JournalChardev } from './chardev/journal.js';
-import type { ChardevConfig, PortConfig, VmConfig } from './config/schema.js';
+import type { ChardevSpec, PortConfig, VmConfig } from './config/schema.js';
 import { createConsoleDevice } from './device/device.js';
 import type { ConsoleDevice } from './device/types.js';
 import { StateError } from './errors.js';
@@ -45,7 +45,7 @@ export interface HubChange {
 export interface VmChardevState {
   id: string;
   /** Its configuration (absent for a hub hub-attach created). */
-  config: ChardevConfig | undefined;
+  config: ChardevSpec | undefined;
   /** The live backend; undefined for a hub. */
   chardev: Chardev | undefined;
   /** It feeds a port: a member of a hub bound to one, or that hub. */
@@ -172,7 +172,7 @@ export class Vm extends EventEmitter<VmEvents> {
 
   // --- run-time changes (the control API validated them against the config rules) -------
 
-  async addChardev(cfg: ChardevConfig, next: VmConfig): Promise<{ pty?: string }> {
+  async addChardev(cfg: ChardevSpec, next: VmConfig): Promise<{ pty?: string }> {
     const c = await this.openChardev(cfg);
     this.#config = next;
     return c instanceof PtyChardev ? { pty: c.slavePath } : {};
@@ -262,7 +262,7 @@ export class Vm extends EventEmitter<VmEvents> {
 
   // --- wiring ------------------------------------------------------------------------------
 
-  private async openChardev(cfg: ChardevConfig): Promise<Chardev> {
+  private async openChardev(cfg: ChardevSpec): Promise<Chardev> {
     const c = chardevFromConfig(parseChardevOptions(cfg.backend, cfg.id, cfg.options));
     // Known before it is started, so that close() also ends a start that waits (wait=on).
     this.#chardevs.set(cfg.id, c);
@@ -275,7 +275,7 @@ export class Vm extends EventEmitter<VmEvents> {
     return c;
   }
 
-  private buildHub(cfg: ChardevConfig): Hub {
+  private buildHub(cfg: ChardevSpec): Hub {
     const options: Record<string, string> = { ...cfg.options };
     (cfg.members ?? []).forEach((m, i) => { options[`chardevs.${i}`] = m; });
     const typed = parseChardevOptions('hub', cfg.id, options);

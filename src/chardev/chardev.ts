@@ -14,14 +14,12 @@ import { logger, type Logger } from '../log.js';
 import { Transcript } from './transcript.js';
 import type { Rotation } from './rotating.js';
 import { removeIfOurs } from '../sys/paths.js';
+import type { WinSize } from '../sys/libc.js';
 
 export type MemberPolicy = 'lossless' | 'drop';
 
-/** A terminal's size in character cells. */
-export interface WinSize {
-  cols: number;
-  rows: number;
-}
+/** A terminal's size in character cells (the winsize ioctls' type). */
+export type { WinSize };
 
 export interface ChardevEvents {
   /** A peer came (a client on a socket server, a terminal holding a pty open). */

@@ -20,7 +20,7 @@ import type { ResizeOrder } from '../device/types.js';
 import { escapeValue, parseBool } from './keyval.js';
 import {
   DEFAULT_VM_ID, RESIZE_ORDERS, checkConsoleSize, checkId, chardevFromKeyval, flattenParams, chardevFromParams, finishConfig, finishVm,
-  portFromKeyval, portFromParams, type ChardevConfig, type Config, type ConsoleSize, type ControlConfig, type PortDraft, type VmConfig, type VmDraft,
+  portFromKeyval, portFromParams, type ChardevSpec, type Config, type ConsoleSize, type ControlConfig, type PortDraft, type VmConfig, type VmDraft,
 } from './schema.js';
 import { DEFAULT_ARGV } from './defaults.js';
 import { didYouMean } from './suggest.js';
@@ -76,7 +76,7 @@ const GLOBAL_KEYS = FLAGS.filter((f) => f.scope === 'global' && f.name !== 'conf
 
 type Fields = {
   id?: string; socket?: string; socketMode?: number; maxPorts?: number; multiport?: boolean;
-  consoleSize?: ConsoleSize; resizeOrder?: ResizeOrder; chardevs: ChardevConfig[]; devices: PortDraft[];
+  consoleSize?: ConsoleSize; resizeOrder?: ResizeOrder; chardevs: ChardevSpec[]; devices: PortDraft[];
 };
 type Globals = { logLevel?: LogLevel; control?: string; controlMode?: number; guestMemory?: string; logFormat?: LogFormat; metrics?: ListenAddress };
 
@@ -133,7 +133,7 @@ function consoleSize(v: unknown, label: string): ConsoleSize {
 /** Warnings of the parseArgs call under way (parsing is synchronous). */
 let warnings: string[] = [];
 
-function chardev(v: unknown, label: string): ChardevConfig {
+function chardev(v: unknown, label: string): ChardevSpec {
   if (typeof v === 'string') return chardevFromKeyval(v, label, (m) => warnings.push(m));
   if (!isObject(v)) return bad(label, v, 'is not a chardev (a string BACKEND,id=ID,... or a table with backend and id)');
   const backend = str(v.backend, `${label}.backend`, 'must be a string (pty, socket, file, ...)');

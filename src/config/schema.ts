@@ -19,7 +19,13 @@ export type PortDriver = 'virtconsole' | 'virtserialport';
 export const PORT_DRIVERS: readonly PortDriver[] = ['virtconsole', 'virtserialport'];
 export const RESIZE_ORDERS: readonly ResizeOrder[] = ['rows-cols', 'cols-rows'];
 
-export interface ChardevConfig {
+/**
+ * A chardev as configured: its options exactly as written, checked by the backend's parser
+ * (parseChardevOptions) when it was read. This is what the configuration, QMP and the
+ * control API's checks see; the VM builds the backend from the typed form the same parser
+ * returns (chardev/options.ts: ChardevConfig).
+ */
+export interface ChardevSpec {
   id: string;
   /** 'pty', 'socket', 'file', ..., or 'hub'. */
   backend: string;
@@ -54,7 +60,7 @@ export interface VmConfig {
   multiport: boolean;
   consoleSize: ConsoleSize;
   resizeOrder: ResizeOrder;
-  chardevs: ChardevConfig[];
+  chardevs: ChardevSpec[];
   devices: PortConfig[];
 }
 
@@ -92,7 +98,7 @@ export interface VmDraft {
   multiport?: boolean;
   consoleSize?: ConsoleSize;
   resizeOrder?: ResizeOrder;
-  chardevs: ChardevConfig[];
+  chardevs: ChardevSpec[];
   devices: PortDraft[];
 }
 
@@ -193,11 +199,11 @@ function keyval(text: string, impliedKey: string, option: string) {
 export type Warn = (message: string) => void;
 
 /**
- * `--chardev` text -> ChardevConfig (backend options checked; cross-references are finishVm's
+ * `--chardev` text -> ChardevSpec (backend options checked; cross-references are finishVm's
  * job). QEMU's short-form booleans (`server`, `nowait`) are accepted as QEMU 10.x accepts them;
  * each one gives a warning through `warn`, as QEMU prints one.
  */
-export function chardevFromKeyval(text: string, option = '--chardev', warn?: Warn): ChardevConfig {
+export function chardevFromKeyval(text: string, option = '--chardev', warn?: Warn): ChardevSpec {
   const kv = keyval(text, 'backend', option);
   return chardevFromParams(kv.implied!, kv.params, option, text, kv.flags, warn);
 }
@@ -238,7 +244,7 @@ function resolveChardevFlags(id: string, params: Map<string, string>, flags: rea
 /** The common path of `--chardev` text, config-file objects and QMP chardev-add. `params` is consumed. */
 export function chardevFromParams(
   written: string, params: Map<string, string>, option = '--chardev', source?: string, flags: readonly string[] = [], warn?: Warn,
-): ChardevConfig {
+): ChardevSpec {
   const at = source === undefined ? '' : ` in '${source}'`;
   const id = params.get('id');
   if (id === undefined) throw new ConfigError(`${option}: chardev '${written}' has no id${at}`, option, source ?? written);
@@ -406,7 +412,7 @@ export function finishVm(draft: VmDraft, opts: FinishOptions = {}): VmConfig {
   if (draft.socketMode !== undefined) checkMode(draft.socketMode, '--socket-mode', p);
 
   // Chardevs: unique ids; a hub's members exist, are not hubs, and belong to no other user.
-  const chardevs = new Map<string, ChardevConfig>();
+  const chardevs = new Map<string, ChardevSpec>();
   for (const c of draft.chardevs) {
     if (chardevs.has(c.id)) fail(`chardev id '${c.id}' is used twice`, '--chardev', c.id);
     chardevs.set(c.id, c);
@@ -577,6 +583,6 @@ function describePort(d: PortDraft): string {
   return [d.driver, ...(d.chardev === undefined ? [] : [`chardev=${d.chardev}`]), ...(d.name === undefined ? [] : [`name=${d.name}`]), ...(d.nr === undefined ? [] : [`nr=${d.nr}`])].join(',');
 }
 
-function copyChardev(c: ChardevConfig): ChardevConfig {
+function copyChardev(c: ChardevSpec): ChardevSpec {
   return c.members === undefined ? { id: c.id, backend: c.backend, options: { ...c.options } } : { id: c.id, backend: c.backend, options: { ...c.options }, members: [...c.members] };
 }

@@ -9,7 +9,7 @@
 
 import { ConfigError, StateError } from '../errors.js';
 import { CONSOLE_SIZE_MAX, CONSOLE_SIZE_MIN } from '../limits.js';
-import { PORT_DRIVERS, finishVm, portFromParams, type ChardevConfig, type VmConfig, type VmDraft } from '../config/schema.js';
+import { PORT_DRIVERS, finishVm, portFromParams, type ChardevSpec, type VmConfig, type VmDraft } from '../config/schema.js';
 import { didYouMean } from '../config/suggest.js';
 import { chardevFromQmp } from './qmp-chardev.js';
 import { QmpError, type ControlEvents, type ControlTarget, type HubChange } from './target.js';
@@ -101,7 +101,7 @@ function next(target: ControlTarget, vm: string, change: (cfg: VmConfig) => VmDr
   return finishVm(change(target.vmConfig(vm)), { prefix: prefix(target, vm), runtime: true });
 }
 
-function chardevOf(cfg: VmConfig, id: string): ChardevConfig {
+function chardevOf(cfg: VmConfig, id: string): ChardevSpec {
   const c = cfg.chardevs.find((x) => x.id === id);
   if (c === undefined) throw notFound(`chardev '${id}'`);
   return c;
@@ -119,12 +119,12 @@ function userOf(cfg: VmConfig, id: string): string | undefined {
 // Hub membership
 
 /** Resolve {port|hub} to the hub and, for an attach to a port without a hub, build it. */
-function hubChange(cfg: VmConfig, args: Args, attach: boolean): { change: HubChange; chardevs: ChardevConfig[]; devices: VmConfig['devices'] } {
+function hubChange(cfg: VmConfig, args: Args, attach: boolean): { change: HubChange; chardevs: ChardevSpec[]; devices: VmConfig['devices'] } {
   const chardev = args.chardev as string;
   if ((args.port === undefined) === (args.hub === undefined)) throw new ConfigError("give exactly one of 'port' and 'hub'", args.port === undefined ? 'port' : 'hub');
   let chardevs = cfg.chardevs.map((c) => ({ ...c, ...(c.members ? { members: [...c.members] } : {}) }));
   const devices = cfg.devices.map((d) => ({ ...d }));
-  let hub: ChardevConfig | undefined;
+  let hub: ChardevSpec | undefined;
   let port = typeof args.port === 'string' ? devices.find((d) => d.id === args.port) : undefined;
   let created = false;
   if (typeof args.port === 'string') {

@@ -1,4 +1,4 @@
-// QMP's ChardevBackend ({type, data}, qapi/char.json) -> our ChardevConfig.
+// QMP's ChardevBackend ({type, data}, qapi/char.json) -> our ChardevSpec.
 //
 // QEMU's QMP names some things differently from its own -chardev options (file `out` is
 // `path`, pipe `device` is `path`, a socket's address is a nested SocketAddressLegacy). We
@@ -7,7 +7,7 @@
 
 import { ConfigError } from '../errors.js';
 import { parseBool } from '../config/keyval.js';
-import { chardevFromParams, flattenParams, type ChardevConfig } from '../config/schema.js';
+import { chardevFromParams, flattenParams, type ChardevSpec } from '../config/schema.js';
 
 /** QMP data keys whose -chardev option has another name. */
 const RENAMED: Record<string, Record<string, string>> = {
@@ -24,7 +24,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-export function chardevFromQmp(id: string, backend: unknown): ChardevConfig {
+export function chardevFromQmp(id: string, backend: unknown): ChardevSpec {
   if (!isObject(backend)) throw new ConfigError("Invalid parameter type for 'backend', expected: object {type, data}", 'backend');
   const { type, data = {}, ...rest } = backend;
   const extra = Object.keys(rest)[0];

@@ -3,7 +3,7 @@
 import type { Chardev } from '../chardev/chardev.js';
 import { PtyChardev } from '../chardev/pty.js';
 import { SocketChardev } from '../chardev/socket.js';
-import type { ChardevConfig } from '../config/schema.js';
+import type { ChardevSpec } from '../config/schema.js';
 import { parseBool } from '../limits.js';
 import type { VmChardevState, VmPortState } from '../vm.js';
 import type { ChardevInfo, PortInfo } from './target.js';
@@ -37,7 +37,7 @@ export function portInfo({ config, stats: s }: VmPortState): PortInfo {
 }
 
 /** QEMU's query-chardev `filename`: the backend and its address, e.g. 'unix:/run/c.sock,server=on'. */
-function qemuFilename(cfg: ChardevConfig | undefined, c: Chardev): string {
+function qemuFilename(cfg: ChardevSpec | undefined, c: Chardev): string {
   const o = cfg?.options ?? {};
   const server = o.server !== undefined && parseBool(o.server) === true ? ',server=on' : '';
   switch (c.backend) {

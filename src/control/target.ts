@@ -6,7 +6,7 @@
 // successful call, vmConfig(vm) must return `next`, so the following request is checked
 // against the live state.
 
-import type { ChardevConfig, PortConfig, VmConfig } from '../config/schema.js';
+import type { ChardevSpec, PortConfig, VmConfig } from '../config/schema.js';
 import type { HubChange } from '../vm.js';
 
 export type Awaitable<T> = T | Promise<T>;
@@ -75,7 +75,7 @@ export interface ControlTarget {
   queryChardev(vm: string): ChardevInfo[];
   queryPorts(vm: string): PortInfo[];
   /** Create and open a chardev (not yet used by any port). */
-  chardevAdd(vm: string, chardev: ChardevConfig, next: VmConfig): Awaitable<ChardevAddResult>;
+  chardevAdd(vm: string, chardev: ChardevSpec, next: VmConfig): Awaitable<ChardevAddResult>;
   /** Close and forget a chardev no port or hub uses. */
   chardevRemove(vm: string, id: string, next: VmConfig): Awaitable<void>;
   hubAttach(vm: string, change: HubChange, next: VmConfig): Awaitable<void>;

@@ -20,7 +20,7 @@
 import { EventEmitter } from 'node:events';
 import type { Chardev, CommonOptions, MemberOptions, MemberPolicy, WinSize } from '../chardev/chardev.js';
 import { Transcript } from '../chardev/transcript.js';
-import type { ChardevConfig, HubOptions as HubConfigOptions } from '../chardev/options.js';
+import type { ChardevConfig, HubOptions } from '../chardev/options.js';
 import { ConfigError, StateError } from '../errors.js';
 import { logger, type Logger } from '../log.js';
 import { HubMember, type MemberSettings, type MemberStats } from './member.js';
@@ -35,7 +35,8 @@ export const DEFAULT_CONSOLE_REPLAY = 16 * 1024;
 /** Backends a person attaches to: they get the console's recent output by default. */
 const REPLAY_BACKENDS = new Set(['socket', 'pty', 'web']);
 
-export interface HubOptions {
+/** How a hub is made (a configured hub: Hub.fromConfig; an implicit one: by the VM). */
+export interface HubInit {
   maxMembers?: number;
   /** How members' ownership reads in errors; default "hub 'ID'" (an implicit hub may say "port 'x'"). */
   label?: string;
@@ -98,7 +99,7 @@ export class Hub extends EventEmitter<HubEvents> {
   #port: string | undefined;
   #size: WinSize | undefined;
 
-  constructor(readonly id: string, opts: HubOptions = {}) {
+  constructor(readonly id: string, opts: HubInit = {}) {
     super();
     this.maxMembers = opts.maxMembers ?? DEFAULT_HUB_MAX_MEMBERS;
     this.label = opts.label ?? `hub '${id}'`;
@@ -110,7 +111,7 @@ export class Hub extends EventEmitter<HubEvents> {
    * Build a hub from its parsed `--chardev hub,...` options. `lookup` finds the other
    * chardevs (and hubs, to refuse them) by id. On error nothing stays attached.
    */
-  static fromConfig(cfg: ChardevConfig<HubConfigOptions>, lookup: (id: string) => Chardev | Hub | undefined): Hub {
+  static fromConfig(cfg: ChardevConfig<HubOptions>, lookup: (id: string) => Chardev | Hub | undefined): Hub {
     if (cfg.chardevs.length === 0) throw new ConfigError(`hub '${cfg.id}': 'chardevs' list is empty`, 'chardevs.0');
     const hub = new Hub(cfg.id, { maxMembers: cfg.maxMembers, common: cfg.common });
     try {

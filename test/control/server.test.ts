@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { parseArgs } from '../../src/config/load.js';
-import type { ChardevConfig, PortConfig, VmConfig } from '../../src/config/schema.js';
+import type { ChardevSpec, PortConfig, VmConfig } from '../../src/config/schema.js';
 import { ControlServer } from '../../src/control/server.js';
 import { QmpError, type ChardevInfo, type ControlTarget, type HubChange, type PortInfo } from '../../src/control/target.js';
 import { rootLogger, setLogLevel } from '../../src/log.js';
@@ -50,7 +50,7 @@ class FakeTarget implements ControlTarget {
     }));
   }
   private apply(vm: string, next: VmConfig, ...call: unknown[]) { this.calls.push([...call, vm]); this.configs.set(vm, next); }
-  chardevAdd(vm: string, c: ChardevConfig, next: VmConfig) {
+  chardevAdd(vm: string, c: ChardevSpec, next: VmConfig) {
     if (c.options.path === '/fail') throw new Error('cannot open /fail');
     this.apply(vm, next, 'chardevAdd', c);
     if (c.backend === 'ringbuf') this.ringbufs.set(`${vm}/${c.id}`, Buffer.alloc(0));
