@@ -4,7 +4,7 @@
 // whole (the configuration asked for all of them) with everything opened so far closed.
 import { resolve } from 'node:path';
 import { parseBool } from './config/keyval.js';
-import type { ChardevSpec, Config, ControlConfig, PortConfig, VmConfig } from './config/schema.js';
+import { chardevConfig, type ChardevSpec, type Config, type ControlConfig, type PortConfig, type VmConfig } from './config/schema.js';
 import { packageVersion } from './version.js';
 import { ConfigError, StateError } from './errors.js';
 import { ControlServer } from './control/server.js';
@@ -15,7 +15,6 @@ import { Vm } from './vm.js';
 import type { MetricsServer } from './ops/metrics.js';
 import { activatedSocket, closeUnusedActivated, receiveListenFds, sdNotify, stopWatchdog, takeActivatedSocket } from './ops/systemd.js';
 import { named } from './chardev/chardev.js';
-import { parseChardevOptions } from './chardev/registry.js';
 import { PipeChardev } from './chardev/pipe.js';
 import {
   checkClientSocket, checkFifo, checkInputFile, checkLinkPath, checkOutputFile, checkSocketPath, claimSocketPath, PathError, type Claim,
@@ -323,7 +322,7 @@ export function chardevProblems(c: ChardevSpec, prefix: string): string[] {
   if (logfile !== undefined) look(() => checkOutputFile(logfile, `${who}: logfile`));
   if (c.backend === 'hub') return problems;
   look(() => {
-    const t = parseChardevOptions(c.backend, c.id, c.options);
+    const t = chardevConfig(c);
     switch (t.backend) {
       case 'socket':
         if (t.address.type !== 'unix') break;

@@ -7,11 +7,11 @@
 // done by the config layer before anything here runs; what is checked here is live state.
 import { EventEmitter } from 'node:events';
 import { named, type Chardev } from './chardev/chardev.js';
-import { chardevFromConfig, parseChardevOptions } from './chardev/registry.js';
+import { chardevFromConfig } from './chardev/registry.js';
 import { RingbufChardev } from './chardev/ringbuf.js';
 import { PtyChardev } from './chardev/pty.js';
 import { JournalChardev } from './chardev/journal.js';
-import type { ChardevSpec, PortConfig, VmConfig } from './config/schema.js';
+import { chardevConfig, type ChardevSpec, type PortConfig, type VmConfig } from './config/schema.js';
 import { createConsoleDevice } from './device/device.js';
 import type { ConsoleDevice } from './device/types.js';
 import { StateError } from './errors.js';
@@ -263,7 +263,7 @@ export class Vm extends EventEmitter<VmEvents> {
   // --- wiring ------------------------------------------------------------------------------
 
   private async openChardev(cfg: ChardevSpec): Promise<Chardev> {
-    const c = chardevFromConfig(parseChardevOptions(cfg.backend, cfg.id, cfg.options));
+    const c = chardevFromConfig(chardevConfig(cfg));
     // Known before it is started, so that close() also ends a start that waits (wait=on).
     this.#chardevs.set(cfg.id, c);
     try {
@@ -276,9 +276,7 @@ export class Vm extends EventEmitter<VmEvents> {
   }
 
   private buildHub(cfg: ChardevSpec): Hub {
-    const options: Record<string, string> = { ...cfg.options };
-    (cfg.members ?? []).forEach((m, i) => { options[`chardevs.${i}`] = m; });
-    const typed = parseChardevOptions('hub', cfg.id, options);
+    const typed = chardevConfig(cfg);
     if (typed.backend !== 'hub') throw new StateError(`chardev '${cfg.id}' is not a hub`);
     const hub = Hub.fromConfig(typed, (id) => this.#hubs.get(id) ?? this.#chardevs.get(id));
     this.#hubs.set(cfg.id, hub);

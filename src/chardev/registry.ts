@@ -159,12 +159,19 @@ function parseSocket(r: OptionReader): Extract<BackendOptions, { backend: 'socke
   };
 }
 
-function parseHub(r: OptionReader): HubOptions {
-  const keys = Object.keys(r.opts).filter((k) => k.startsWith('chardevs'));
+/** `members`: the list as the config layer read it (ChardevSpec.members); else `chardevs.N` keys. */
+function parseHub(r: OptionReader, members: readonly string[] | undefined): HubOptions {
   const chardevs: string[] = [];
+  if (members !== undefined) {
+    members.forEach((m, i) => {
+      if (m === '') r.fail(`option 'chardevs.${i}' is empty`, `chardevs.${i}`, m);
+      chardevs.push(m);
+    });
+  }
+  const keys = Object.keys(r.opts).filter((k) => k.startsWith('chardevs'));
   for (const key of keys) {
     const m = /^chardevs\.(0|[1-9]\d*)$/.exec(key);
-    if (!m) r.fail(`bad list element '${key}' (expected chardevs.N)`, key, r.opts[key]);
+    if (!m || members !== undefined) r.fail(`bad list element '${key}' (expected chardevs.N)`, key, r.opts[key]);
     chardevs[Number(m[1])] = r.required(key);
   }
   if (chardevs.length === 0) r.fail(`'chardevs' list is empty (give chardevs.0=ID, chardevs.1=ID, ...)`, 'chardevs.0');
@@ -179,8 +186,9 @@ function parseHub(r: OptionReader): HubOptions {
 /**
  * Validate one `--chardev BACKEND,id=ID,...` and return its typed options. Pure: touches
  * nothing outside its arguments. Throws ConfigError naming the chardev, option and value.
+ * A hub's members come as `members` (a list already read) or as `chardevs.N` options.
  */
-export function parseChardevOptions(backend: string, id: string, opts: Record<string, string>): ChardevConfig {
+export function parseChardevOptions(backend: string, id: string, opts: Record<string, string>, members?: readonly string[]): ChardevConfig {
   if (!id) throw new ConfigError(`chardev of type '${backend}' has no id`, 'id');
   if (!(KNOWN_BACKENDS as readonly string[]).includes(backend)) {
     throw new ConfigError(`chardev '${id}': unknown backend '${backend}' (known: ${KNOWN_BACKENDS.join(', ')})`, 'backend', backend);
@@ -226,7 +234,7 @@ export function parseChardevOptions(backend: string, id: string, opts: Record<st
       b = parseSocket(r);
       break;
     case 'hub':
-      b = parseHub(r);
+      b = parseHub(r, members);
       break;
     case 'journal': {
       const priority = r.num('priority', { max: 7 }) ?? 6;

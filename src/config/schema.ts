@@ -13,7 +13,7 @@ import { KeyvalError, parseBool, parseKeyval, takeList } from './keyval.js';
 import { didYouMean } from './suggest.js';
 import { CONSOLE_SIZE_MAX, CONSOLE_SIZE_MIN, DEFAULT_HUB_MAX_MEMBERS, DEFAULT_MAX_PORTS, MAX_PORTS } from '../limits.js';
 // Backend options are the chardev layer's knowledge; its parser is pure (touches nothing).
-import { BACKEND_KEYS, COMMON_KEYS, KNOWN_BACKENDS, parseChardevOptions } from '../chardev/registry.js';
+import { BACKEND_KEYS, COMMON_KEYS, KNOWN_BACKENDS, parseChardevOptions, type ChardevConfig } from '../chardev/registry.js';
 
 export type PortDriver = 'virtconsole' | 'virtserialport';
 export const PORT_DRIVERS: readonly PortDriver[] = ['virtconsole', 'virtserialport'];
@@ -281,11 +281,20 @@ export function chardevFromParams(
       if (key === 'chardevs' || key.startsWith('chardevs.')) throw new ConfigError(`chardev '${id}': '${key}' is only for hub chardevs`, option, source ?? key);
     }
   }
+  const spec: ChardevSpec = members === undefined ? { id, backend, options } : { id, backend, options, members };
   // A hub's list is checked here with its other options (max-members); an empty list is
   // finishVm's to judge, as a run-time hub may be empty.
-  if (members === undefined) parseChardevOptions(backend, id, options);
-  else if (members.length > 0) parseChardevOptions(backend, id, { ...options, ...Object.fromEntries(members.map((m, i) => [`chardevs.${i}`, m])) });
-  return members === undefined ? { id, backend, options } : { id, backend, options, members };
+  if (members === undefined || members.length > 0) chardevConfig(spec);
+  return spec;
+}
+
+/**
+ * A spec's typed, validated form (chardev/options.ts), which the VM builds from: the one
+ * conversion, by the backend's own parser. Pure; a spec that passed chardevFromParams
+ * converts without error.
+ */
+export function chardevConfig(spec: ChardevSpec): ChardevConfig {
+  return parseChardevOptions(spec.backend, spec.id, spec.options, spec.members);
 }
 
 /**
