@@ -15,7 +15,7 @@ function failure(backend: string, id: string, opts: Record<string, string>): Con
 
 describe('parseChardevOptions', () => {
   it('knows every backend, hub included', () => {
-    expect([...KNOWN_BACKENDS].sort()).toEqual(['file', 'hub', 'null', 'pipe', 'pty', 'ringbuf', 'socket', 'stdio']);
+    expect([...KNOWN_BACKENDS].sort()).toEqual(['file', 'hub', 'journal', 'null', 'pipe', 'pty', 'ringbuf', 'socket', 'stdio']);
     expect(failure('vc', 'v0', {}).message).toBe(`chardev 'v0': unknown backend 'vc' (known: ${KNOWN_BACKENDS.join(', ')})`);
   });
 
