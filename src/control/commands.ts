@@ -302,7 +302,7 @@ export const COMMANDS: Record<string, Command> = {
         throw new ConfigError(`'${driver}' is not a valid device model name (vhost-console adds virtconsole and virtserialport)${didYouMean(driver, PORT_DRIVERS)}`, 'driver', driver);
       }
       const params = new Map<string, string>();
-      for (const key of ['id', 'chardev', 'name', 'nr', 'bus'] as const) if (args[key] !== undefined) params.set(key, String(args[key] as string | number)); // checkArgs checked the types
+      for (const key of ['id', 'chardev', 'name', 'nr', 'bus'] as const) if (args[key] !== undefined) params.set(key, `${args[key] as string | number}`); // checkArgs checked the types
       const draft = portFromParams(driver, params, 'device_add');
       draft.label = typeof args.id === 'string' ? `device '${args.id}'` : `device_add (${driver})`;
       const cfg = next(target, vm, (c) => ({ ...c, devices: [...c.devices, draft] }));

@@ -120,8 +120,9 @@ export function pollSync(fds: readonly number[], timeoutMs: number): number[] {
 export function pollAsync(fds: readonly number[], timeoutMs: number): Promise<number[]> {
   const pfd = pollfds(fds);
   return new Promise((resolve, reject) => {
-    c.poll.async(pfd, fds.length, timeoutMs, (err: unknown, r: number) => {
-      if (err) reject(err as Error); // koffi hands the async call's failure as an Error
+    // koffi hands the async call's failure as an Error.
+    c.poll.async(pfd, fds.length, timeoutMs, (err: Error | null, r: number) => {
+      if (err) reject(err);
       else if (r < 0) resolve(fds.map(() => 0)); // EINTR: the caller just polls again
       else resolve(fds.map((_, i) => pfd[i * 2 + 1]! >>> 16));
     });
