@@ -1045,6 +1045,8 @@ struct Session {
         stopStart(in.flag());
         runLoop(4);
         concurrent = concurrentLeft;
+        if (tracing() && quiet && !ended && conn)
+          std::fprintf(stderr, "  stop/start checked: %zu ports' state kept\n", before.size());
 #if VHC_FUZZ_PORT_STATE
         if (quiet && !ended && conn && ev.open != before)
           violation("a front-end stop/start changed the guest-open state of the ports");
