@@ -206,6 +206,14 @@ describe('hub-attach / hub-detach', () => {
 
     await q.execute('chardev-add', { id: 'web', backend: { type: 'socket', data: { addr: { type: 'unix', data: { path: r.path('web.sock') } }, server: true, wait: false } } });
     const web = await r.host('web.sock');
+    // Attached once its client is in (a client that connects to a console member later gets
+    // the recent output replayed: docs/chardevs.md, History on attach).
+    for (let i = 0; ; i++) {
+      const all = (await q.execute('query-chardev')) as { label: string; filename: string }[];
+      if (!all.find((c) => c.label === 'web')!.filename.startsWith('disconnected:')) break;
+      if (i > 500) throw new Error('the web chardev never got its client');
+      await new Promise((res) => setTimeout(res, 10));
+    }
     expect(await q.execute('hub-attach', { port: 'console', chardev: 'web' })).toEqual({});
     const during = randomBytes(20_000);
     await c.write(during);
