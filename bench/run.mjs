@@ -9,7 +9,9 @@
 //
 // --mib: bytes per throughput test (default 256); --fanout-mib: per fan-out test (default 64);
 // --iters: round trips (default 5000); --rounds: repeat everything, report median [min-max];
-// --cpu-prof DIR: run the daemon under node --cpu-prof (profile written when it stops).
+// --cpu-prof DIR: run the daemon under node --cpu-prof (profile written when it stops);
+// --perf FILE: `perf record -e cpu-clock -g -p DAEMON` for the whole run (node gets
+// --perf-basic-prof so JavaScript frames have names; `perf report -i FILE`).
 // CPU is utime+stime of the daemon process (all its threads) from /proc/PID/stat, read before
 // the guest starts and after the last byte arrived.
 import { execFileSync, spawn } from 'node:child_process';
@@ -34,6 +36,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === '--rounds') opt.rounds = Number(v());
   else if (a === '--cpu-prof') opt.cpuProf = resolve(v());
   else if (a === '--daemon-arg') opt.daemonArgs.push(v());
+  else if (a === '--perf') opt.perf = resolve(v());
   else fail(`unknown option ${a}`);
 }
 function fail(msg) {
@@ -99,6 +102,7 @@ async function startDaemon(dir) {
     members[n] = ids.map(s);
   }
   const node = opt.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', opt.cpuProf] : [];
+  if (opt.perf) node.push('--perf-basic-prof');
   const d = proc(process.execPath, [...node, join(ROOT, 'dist/cli.js'), ...a, ...opt.daemonArgs], 'daemon');
   d.child.stderr.on('data', (x) => { if (/listening/.test(String(x))) d.lines.push('listening'); });
   await d.wait(/listening|QEMU command line/, 20_000).catch(async () => {
@@ -106,6 +110,10 @@ async function startDaemon(dir) {
   });
   d.vm = s('vm');
   d.members = members;
+  if (opt.perf) {
+    d.perf = proc('perf', ['record', '-q', '-e', 'cpu-clock', '-g', '-o', opt.perf, '-p', String(d.child.pid)], 'perf');
+    await new Promise((r) => setTimeout(r, 500));
+  }
   return d;
 }
 
@@ -208,6 +216,7 @@ async function round() {
     res['relay rtt'] = await relayRoundTrip(dir);
     res.daemonRssMiB = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${d.child.pid}/status`, 'utf8'))[1]) / 1024;
   } finally {
+    if (d.perf) { d.perf.child.kill('SIGINT'); await d.perf.exited; }
     d.child.kill('SIGTERM');
     await d.exited;
     rmSync(dir, { recursive: true, force: true });
