@@ -186,9 +186,13 @@ async function runOne(kind) {
         const host = t.dev === 'hvc' ? con : p1;
         const before = host.got;
         r = await g.run(timed(`dd if=/dev/zero of=${dev} bs=${t.bs} count=${count} 2>&1`));
-        const end = Date.now() + 60_000;
+        // QEMU's built-in console drops what its chardev does not take at once (virtio-console's
+        // flush_buf on EAGAIN): there, count the loss instead of waiting for every byte.
+        const lossy = kind === 'builtin' && t.dev === 'hvc';
+        const end = Date.now() + (lossy ? 3_000 : 60_000);
         while (host.got - before < t.bytes && Date.now() < end) await new Promise((x) => setTimeout(x, 20));
-        if (host.got - before < t.bytes) throw new Error(`${kind} ${t.id}: the host received ${host.got - before} of ${t.bytes} bytes`);
+        if (host.got - before < t.bytes && !lossy) throw new Error(`${kind} ${t.id}: the host received ${host.got - before} of ${t.bytes} bytes`);
+        if (host.got - before < t.bytes) lost.push(`${kind} ${t.id}: ${t.bytes - (host.got - before)} bytes lost`);
       }
       if (r.rc !== 0) throw new Error(`${kind} ${t.id}: dd failed: ${r.out.join(' | ')}`);
       res[t.id] = ddRate(r.out, t.bytes, overhead);
@@ -204,6 +208,7 @@ async function runOne(kind) {
 }
 
 const results = { builtin: [], daemon: [] };
+const lost = [];
 for (let i = 0; i < opt.rounds; i++) {
   // Interleaved, and the order alternates between rounds.
   for (const kind of i % 2 ? ['daemon', 'builtin'] : ['builtin', 'daemon']) {
@@ -220,4 +225,5 @@ for (const t of TESTS) {
   const b = results.builtin.map((r) => r[t.id]);
   out.push(`| ${t.what} | ${t.bytes / MiB} MiB | ${f(med(d))} | ${f(med(b))} | ${(med(d) / med(b)).toFixed(2)} | ${d.map(f).join(', ')} | ${b.map(f).join(', ')} |`);
 }
+if (lost.length) out.push('', `host side received less than the guest wrote: ${lost.join('; ')}`);
 console.log(out.join('\n'));
