@@ -3,7 +3,6 @@
 // ends that VM's connection only, and a failure while starting one VM stops start-up as a
 // whole (the configuration asked for all of them) with everything opened so far closed.
 import { resolve } from 'node:path';
-import { parseBool } from './config/keyval.js';
 import { chardevConfig, type ChardevSpec, type Config, type ControlConfig, type PortConfig, type VmConfig } from './config/schema.js';
 import { packageVersion } from './version.js';
 import { ConfigError, StateError } from './errors.js';
@@ -260,9 +259,11 @@ export function checkPaths(vms: readonly VmConfig[], control?: ControlConfig): v
     const prefix = vms.length > 1 ? `vm '${vm.id}': ` : '';
     claim(vm.socket, `${prefix}the vhost-user socket`);
     for (const c of vm.chardevs) {
-      const path = c.options.path;
-      const owns = (c.backend === 'socket' && parseBool(c.options.server ?? 'off') === true) || c.backend === 'pty';
-      if (owns && path !== undefined) claim(path, `${prefix}chardev '${c.id}'`);
+      // The paths a chardev creates: a unix server's socket, a pty's link.
+      if (c.backend !== 'socket' && c.backend !== 'pty') continue;
+      const t = chardevConfig(c);
+      const path = t.backend === 'pty' ? t.path : t.backend === 'socket' && t.server && t.address.type === 'unix' ? t.address.path : undefined;
+      if (path !== undefined) claim(path, `${prefix}chardev '${c.id}'`);
     }
   }
 }
