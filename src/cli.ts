@@ -11,6 +11,7 @@ import { sdNotify, startWatchdog } from './ops/systemd.js';
 import { chardevEndpointLines, daemonEndpointLines } from './ops/banner.js';
 import { setLogFormat } from './log.js';
 import { checkStartup, Daemon, StartupError } from './daemon.js';
+import { webBannerLines } from './web/server.js';
 
 /**
  * A qemu-system-x86_64 command line per VM that a user can paste as it is (the comment lines
@@ -100,6 +101,7 @@ async function main(argv: string[]): Promise<number> {
     }));
   }
   lines.push(...daemonEndpointLines(parsed.config, daemon.metricsUrl));
+  if (daemon.web) lines.push(...webBannerLines(daemon.web));
   lines.push(qemuBanner(parsed.config, parsed.guestMemory), 'vhost-console: ready');
   process.stdout.write(`${lines.join('\n')}\n`);
   // Type=notify: every vhost-user socket and the control socket listen now.

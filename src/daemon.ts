@@ -11,6 +11,8 @@ import { chardevInfo, portInfo } from './control/query.js';
 import { QmpError, type ChardevInfo, type ControlTarget, type HubChange, type PortInfo } from './control/target.js';
 import { logger, setLogLevel } from './log.js';
 import { Vm } from './vm.js';
+import { WebServer } from './web/server.js';
+import { vmSource } from './web/source.js';
 import type { MetricsServer } from './ops/metrics.js';
 import { activatedSocket, closeUnusedActivated, receiveListenFds, sdNotify, stopWatchdog, takeActivatedSocket } from './ops/systemd.js';
 import { named } from './chardev/chardev.js';
@@ -23,6 +25,7 @@ export class Daemon implements ControlTarget {
   readonly #log = logger({ component: 'daemon' });
   readonly #vms = new Map<string, Vm>();
   #control: ControlServer | undefined;
+  #web: WebServer | undefined;
   #metrics: MetricsServer | undefined;
   #controlClaim: Claim | undefined;
   #started = false;
@@ -59,6 +62,11 @@ export class Daemon implements ControlTarget {
         }
       }
       if (d.#stopping) throw new StateError('stopped while starting');
+      if (config.web) {
+        d.#web = new WebServer(vmSource(() => d.vms()), { ...config.web, version: packageVersion() });
+        await d.#web.listen();
+        if (d.#stopping) throw new StateError('stopped while starting');
+      }
       if (config.control) {
         const activated = takeActivatedSocket(config.control.path);
         if (activated === undefined) d.#controlClaim = claimSocketPath(config.control.path, 'the control socket');
@@ -95,6 +103,11 @@ export class Daemon implements ControlTarget {
 
   vms(): Vm[] {
     return [...this.#vms.values()];
+  }
+
+  /** The web console, if configured (--web). */
+  get web(): WebServer | undefined {
+    return this.#web;
   }
 
   /** The service manager's STATUS= line: the VMs, and how many have a front-end connected. */
@@ -141,6 +154,7 @@ export class Daemon implements ControlTarget {
       stopWatchdog();
       await this.#metrics?.close();
       await this.#control?.close();
+      await this.#web?.close();
       this.#controlClaim?.release();
       this.#controlClaim = undefined;
       // A stop before start-up finished undoes it: files that start created go too.
@@ -160,6 +174,7 @@ export class Daemon implements ControlTarget {
 
   private watch(vm: Vm): Vm {
     vm.on('port-open', (id: string, open: boolean) => this.#control?.emitEvent('VSERPORT_CHANGE', { id, open, vm: vm.id }));
+    vm.on('port-open', (id: string, open: boolean) => this.#web?.portOpen(vm.id, id, open));
     vm.on('frontend', (connected: boolean, reason?: string) => {
       // `systemctl status` shows how many VMs have their QEMU.
       if (this.#started) sdNotify(this.statusLine());
@@ -190,7 +205,10 @@ export class Daemon implements ControlTarget {
   }
 
   queryPorts(vm: string): PortInfo[] {
-    return this.vm(vm).portStates().map(portInfo);
+    const ports = this.vm(vm).portStates().map(portInfo);
+    // Web console members: their remote address and role.
+    for (const p of ports) for (const m of p.members) Object.assign(m, this.#web?.memberInfo(m.chardev));
+    return ports;
   }
 
   chardevAdd(vm: string, chardev: ChardevSpec, next: VmConfig): Promise<{ pty?: string }> {
@@ -215,10 +233,12 @@ export class Daemon implements ControlTarget {
 
   deviceAdd(vm: string, port: PortConfig, next: VmConfig): void {
     this.vm(vm).addPort(port, next);
+    this.#web?.refresh();
   }
 
   deviceDel(vm: string, id: string, next: VmConfig): void {
     this.vm(vm).removePort(id, next);
+    this.#web?.refresh();
   }
 
   ringbufRead(vm: string, id: string, size: number): Uint8Array {
@@ -232,6 +252,15 @@ export class Daemon implements ControlTarget {
 
   consoleResize(vm: string, cols: number, rows: number, next: VmConfig): void {
     this.vm(vm).resize(cols, rows, next);
+  }
+
+  queryWeb(): unknown {
+    return this.#web?.info();
+  }
+
+  webDisconnect(id: string): void {
+    if (!this.#web) throw new StateError('the web console is not enabled (start the daemon with --web)');
+    this.#web.disconnect(id);
   }
 
   quit(): void {

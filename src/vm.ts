@@ -252,6 +252,15 @@ export class Vm extends EventEmitter<VmEvents> {
   }
 
   /** Every plugged port with its live configuration and counters (query-ports, metrics). */
+  /** Each port with its hub and guest-open state: the web console attaches its members there. */
+  portHubs(): { config: PortConfig; hub: Hub; guestOpen: boolean }[] {
+    return [...this.#ports.values()].map((e) => ({
+      config: this.#config.devices.find((d) => d.id === e.config.id) ?? e.config,
+      hub: e.hub,
+      guestOpen: e.port.device.guestOpen,
+    }));
+  }
+
   portStates(): VmPortState[] {
     return [...this.#ports.values()].map(({ config: plugged, port }) => ({
       // The live configuration: hub-attach may have given the port a hub since it was plugged.

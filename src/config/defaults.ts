@@ -14,4 +14,7 @@ export const DEFAULT_ARGV: readonly string[] = [
   '--device', 'virtconsole,id=console,chardev=console-hub',
   '--chardev', 'socket,id=qga0,path=./vhost-console.qga.sock,server=on,wait=off',
   '--device', 'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
+  // The web console on a free loopback port: two daemons never collide, and the URLs to open
+  // (with a new token at each start anyway) are printed.
+  '--web', '127.0.0.1:0',
 ];

@@ -24,6 +24,7 @@ import {
 } from './schema.js';
 import { DEFAULT_ARGV } from './defaults.js';
 import { didYouMean } from './suggest.js';
+import { DEFAULT_SCROLLBACK, DEFAULT_WEB_HOST, finishWeb, type WebDraft } from '../web/config.js';
 import { MAX_PORTS } from '../limits.js';
 import { parseListenAddress, type ListenAddress } from '../ops/address.js';
 import { LOG_FORMATS, type LogFormat } from '../log.js';
@@ -59,6 +60,12 @@ export const FLAGS: readonly Flag[] = [
   { name: 'log-level', metavar: 'LEVEL', scope: 'global', help: `${LOG_LEVELS.join('|')} (default info)` },
   { name: 'log-format', metavar: 'pretty|json', scope: 'global', help: 'daemon log lines: pretty (default when stderr is a terminal) or json (default otherwise)' },
   { name: 'metrics', metavar: '[HOST:]PORT', scope: 'global', help: 'serve Prometheus metrics at http://HOST:PORT/metrics (HOST default 127.0.0.1)' },
+  { name: 'web', metavar: '[HOST:]PORT', scope: 'global', help: `serve the console ports in a browser (HOST default ${DEFAULT_WEB_HOST}; PORT 0: a free port)` },
+  { name: 'web-cert', metavar: 'FILE', scope: 'global', help: 'TLS certificate (PEM) for the web console; with --web-key' },
+  { name: 'web-key', metavar: 'FILE', scope: 'global', help: 'TLS private key (PEM) for the web console' },
+  { name: 'web-insecure', metavar: 'on|off', scope: 'global', help: 'allow plain HTTP on a non-loopback --web address (default off)' },
+  { name: 'web-token-file', metavar: 'FILE', scope: 'global', help: 'read-write=TOKEN and read-only=TOKEN lines (default: new tokens at each start)' },
+  { name: 'web-scrollback', metavar: 'LINES', scope: 'global', help: `lines of history a web viewer gets on attach (default ${DEFAULT_SCROLLBACK})` },
   { name: 'guest-memory', metavar: 'SIZE', scope: 'global', help: 'guest memory in the printed QEMU command line, e.g. 512M, 2G (default 1G)' },
   { name: 'print-qemu-args', scope: 'action', help: 'check the configuration as start-up would, print a qemu-system-x86_64 command line for each VM and exit (2 on errors)' },
   { name: 'check', scope: 'action', help: 'run every start-up check (options, files, sockets) without creating anything; exit 0, or 2 with the errors' },
@@ -78,7 +85,7 @@ type Fields = {
   id?: string; socket?: string; socketMode?: number; maxPorts?: number; multiport?: boolean;
   consoleSize?: ConsoleSize; resizeOrder?: ResizeOrder; chardevs: ChardevSpec[]; devices: PortDraft[];
 };
-type Globals = { logLevel?: LogLevel; control?: string; controlMode?: number; guestMemory?: string; logFormat?: LogFormat; metrics?: ListenAddress };
+type Globals = { logLevel?: LogLevel; control?: string; controlMode?: number; guestMemory?: string; logFormat?: LogFormat; metrics?: ListenAddress; web?: Partial<WebDraft> };
 
 const bad = (label: string, value: unknown, what: string): never => {
   const shown = typeof value === 'string' ? `'${value}'` : JSON.stringify(value);
@@ -208,6 +215,13 @@ function setGlobalKey(g: Globals, key: string, v: unknown, label: string): void 
       g.guestMemory = m.toUpperCase();
       break;
     }
+    // The web keys are checked together, by finishWeb (src/web/config.ts).
+    case 'web': g.web = { ...g.web, listen: typeof v === 'number' ? String(v) : str(v, label) }; break;
+    case 'web-cert': g.web = { ...g.web, cert: path(v, label) }; break;
+    case 'web-key': g.web = { ...g.web, key: path(v, label) }; break;
+    case 'web-insecure': g.web = { ...g.web, insecure: bool(v, label) }; break;
+    case 'web-token-file': g.web = { ...g.web, tokenFile: path(v, label) }; break;
+    case 'web-scrollback': g.web = { ...g.web, scrollback: uint(v, label) }; break;
     default: throw new Error(`internal: unhandled global key ${key}`);
   }
 }
@@ -278,7 +292,7 @@ export function parseArgs(argv: readonly string[]): ParsedCli {
   if (a.config === undefined && a.vmKeys.size === 0) {
     // Nothing configured: the embedded default, with the given globals on top.
     const d = scanArgv(DEFAULT_ARGV);
-    const g = { ...d.globals, ...a.globals };
+    const g = mergeGlobals(d.globals, a.globals);
     return { action, config: build([topDraft(d.vm, 'the default configuration')], g), usedDefault: true, warnings, guestMemory: g.guestMemory ?? DEFAULT_GUEST_MEMORY };
   }
   const file = a.config === undefined ? undefined : readConfigFile(a.config);
@@ -293,8 +307,20 @@ export function parseArgs(argv: readonly string[]): ParsedCli {
   if (a.vmKeys.size > 0 || file?.hasTop) drafts.push(topDraft(top, a.config === undefined ? 'the command line' : `the command line or ${a.config}`));
   drafts.push(...(file?.vms ?? []));
   if (drafts.length === 0) throw new ConfigError(`${a.config}: no VM is configured (give socket, chardev, device at the top level or a vm list)`, '--config', a.config);
-  const g = { ...file?.globals, ...a.globals };
+  const g = mergeGlobals(file?.globals, a.globals);
   return { action, config: build(drafts, g), usedDefault: false, warnings, guestMemory: g.guestMemory ?? DEFAULT_GUEST_MEMORY };
+}
+
+/** The flags' globals over the file's (or the default's); the web keys one by one. */
+function mergeGlobals(base: Globals | undefined, top: Globals): Globals {
+  const web = base?.web === undefined && top.web === undefined ? {} : { web: { ...base?.web, ...top.web } };
+  return { ...base, ...top, ...web };
+}
+
+function webConfig(g: Globals): Config['web'] {
+  if (g.web === undefined) return undefined;
+  if (g.web.listen === undefined) throw new ConfigError('--web-cert, --web-key, --web-insecure, --web-token-file and --web-scrollback need --web', '--web');
+  return finishWeb(g.web as WebDraft);
 }
 
 function camel(key: string): string {
@@ -316,7 +342,7 @@ function build(drafts: VmDraft[], g: Globals): Config {
   if (g.control !== undefined) control = g.controlMode === undefined ? { path: g.control } : { path: g.control, mode: g.controlMode };
   else if (g.controlMode !== undefined) throw new ConfigError('--control-mode is given without --control', '--control-mode', g.controlMode.toString(8));
   const config = finishConfig(g.logLevel ?? envLogLevel() ?? 'info', vms, control);
-  return { ...config, ...(g.logFormat !== undefined && { logFormat: g.logFormat }), ...(g.metrics !== undefined && { metrics: g.metrics }) };
+  return { ...config, ...(g.logFormat !== undefined && { logFormat: g.logFormat }), ...(g.metrics !== undefined && { metrics: g.metrics }), ...(g.web !== undefined && { web: webConfig(g) }) };
 }
 
 /** VHOST_CONSOLE_LOG: the log level when neither --log-level nor the file's log-level gives one. */

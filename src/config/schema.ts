@@ -11,6 +11,7 @@ import type { LogLevel } from '../log.js';
 import type { ResizeOrder } from '../device/types.js';
 import { KeyvalError, parseBool, parseKeyval, takeList } from './keyval.js';
 import { didYouMean } from './suggest.js';
+import type { WebConfig } from '../web/config.js';
 import { CONSOLE_SIZE_MAX, CONSOLE_SIZE_MIN, DEFAULT_HUB_MAX_MEMBERS, DEFAULT_MAX_PORTS, MAX_PORTS } from '../limits.js';
 // Backend options are the chardev layer's knowledge; its parser is pure (touches nothing).
 import { BACKEND_KEYS, COMMON_KEYS, KNOWN_BACKENDS, parseChardevOptions, type ChardevConfig } from '../chardev/registry.js';
@@ -73,6 +74,8 @@ export interface Config {
   /** --metrics: serve Prometheus metrics over HTTP here. */
   metrics?: { host: string; port: number };
   control?: ControlConfig;
+  /** --web: the web console; absent: none. */
+  web?: WebConfig;
   vms: VmConfig[];
 }
 

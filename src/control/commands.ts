@@ -367,6 +367,26 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
 
+  'query-web': {
+    args: {},
+    run: (_args, { target }) => {
+      const info = target.queryWeb?.();
+      if (info === undefined) throw new QmpError('GenericError', 'the web console is not enabled (start the daemon with --web)');
+      return info;
+    },
+  },
+
+  'web-disconnect': {
+    args: { id: req('string') },
+    run: (args, { target }) => {
+      if (target.webDisconnect === undefined || target.queryWeb?.() === undefined) {
+        throw new QmpError('GenericError', 'the web console is not enabled (start the daemon with --web)');
+      }
+      target.webDisconnect(args.id as string);
+      return {};
+    },
+  },
+
   quit: {
     // The server calls target.quit() once this reply is on its way.
     audit: true,

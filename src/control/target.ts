@@ -31,6 +31,9 @@ export interface PortMemberInfo {
   'bytes-in': number;
   /** Guest output this backend missed because it could not keep up (bounded-buffer policy). */
   drops: number;
+  /** A web console viewer: the browser's address:port and 'read-write' or 'read-only' ('screen': the server-side screen). */
+  remote?: string;
+  role?: string;
 }
 
 export interface PortInfo {
@@ -91,6 +94,10 @@ export interface ControlTarget {
   consoleResize(vm: string, cols: number, rows: number, next: VmConfig): Awaitable<void>;
   /** Shut the daemon down (called after the reply to `quit` has been sent). */
   quit(): void;
+  /** The web console's URLs and viewers (undefined: no web console). */
+  queryWeb?(): unknown;
+  /** End one web viewer (its id from queryWeb). */
+  webDisconnect?(id: string): void;
 }
 
 /** QMP error classes (QEMU's ErrorClass). */

@@ -171,6 +171,7 @@ export interface DaemonConfig {
   control?: boolean;               // --control DIR/qmp.sock
   ports?: DaemonPort[];            // named ports, each backed by a server socket DIR/<id>.sock
   spareChardevs?: string[];        // socket chardevs not attached to a port (for hot-plug)
+  extraArgs?: string[];            // more options, as given (e.g. --web 127.0.0.1:0)
   logLevel?: string;               // --log-level (debug traces every vhost-user request)
   /** Socket activation: test/ops/fixtures/fake-systemd.py creates vm.sock (as a .socket unit
    *  does) and starts the daemon `delayMs` later with the socket passed as fd 3. */
@@ -190,6 +191,7 @@ export function daemonArgs(dir: string, c: DaemonConfig): string[] {
   // Device ids as in QEMU, where VSERPORT_CHANGE names the port by its device id.
   for (const p of c.ports ?? []) a.push(...sock(p.id), '--device', `virtserialport,id=dev-${p.id},chardev=${p.id},name=${p.name}`);
   for (const id of c.spareChardevs ?? []) a.push(...sock(id));
+  a.push(...(c.extraArgs ?? []));
   return a;
 }
 
