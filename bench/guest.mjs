@@ -13,7 +13,7 @@
 // Host sides: the built-in device's ports are QEMU socket chardevs, the daemon's port 1 a
 // socket member and its console a hub of a socket and a log file (the e2e tests' default
 // configuration); a Node client drains or feeds every socket.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -207,6 +207,17 @@ async function runOne(kind) {
   return res;
 }
 
+/** The checkout the daemon under test was built from (dist/ follows the working tree). */
+function revision() {
+  try {
+    const head = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no', 'src', 'native'], { encoding: 'utf8' }).trim();
+    return `${head}${dirty ? ' + uncommitted changes in src/ or native/' : ''}`;
+  } catch {
+    return 'unknown';
+  }
+}
+
 const results = { builtin: [], daemon: [] };
 const lost = [];
 for (let i = 0; i < opt.rounds; i++) {
@@ -218,7 +229,7 @@ for (let i = 0; i < opt.rounds; i++) {
   }
 }
 const f = (x) => x.toFixed(1);
-const out = [`guest benchmark: QEMU ${rig.QEMU_VERSION} (TCG), Linux ${rig.KERNEL_VERSION}, ${opt.rounds} round(s), median; vq_size ${opt.vqSize ?? "QEMU's default"}; guest dd, guest clock`, '',
+const out = [`guest benchmark: QEMU ${rig.QEMU_VERSION} (TCG), Linux ${rig.KERNEL_VERSION}, ${opt.rounds} round(s), median; vq_size ${opt.vqSize ?? "QEMU's default"}; guest dd, guest clock; daemon built from ${revision()}`, '',
   '| test | size | daemon MiB/s | built-in MiB/s | ratio | daemon runs | built-in runs |', '| --- | --- | --- | --- | --- | --- | --- |'];
 for (const t of TESTS) {
   const d = results.daemon.map((r) => r[t.id]);

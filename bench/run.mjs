@@ -233,10 +233,22 @@ function stat(rounds, key, field) {
   return xs.length > 1 ? `${f(med)} [${f(xs[0])}-${f(xs[xs.length - 1])}]` : f(med);
 }
 
+/** The checkout the daemon under test was built from (dist/ follows the working tree). */
+function revision() {
+  try {
+    const head = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no', 'src', 'native'], { encoding: 'utf8' }).trim();
+    return `${head}${dirty ? ' + uncommitted changes in src/ or native/' : ''}`;
+  } catch {
+    return 'unknown';
+  }
+}
+
 function report(rounds) {
   const out = [];
   const n = rounds.length;
   out.push(`vhost-console bench: ${opt.mib} MiB per throughput test, ${opt.fanoutMib} MiB per fan-out test, ${opt.iters} round trips, ${n} round(s)${n > 1 ? ' (median [min-max])' : ''}`);
+  out.push(`daemon built from ${revision()}`);
   out.push(`machine: ${execFileSync('nproc', { encoding: 'utf8' }).trim()} CPUs, load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   out.push('');
   out.push('| test | daemon MiB/s | daemon CPU ms/MiB | plain relay MiB/s | relay CPU ms/MiB | memcpy MiB/s (same block) |');

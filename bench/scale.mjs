@@ -4,7 +4,7 @@
 // time, the daemon's RSS and its CPU (utime+stime from /proc/PID/stat) while idle and under the
 // trickle, as % of one core.
 //
-//   node bench/scale.mjs [--vms N] [--connect N] [--rate BYTES_PER_S] [--seconds S]
+//   node bench/scale.mjs [--vms N] [--connect N] [--rate BYTES_PER_S] [--seconds S] [--cpu-prof DIR]
 //
 // Each VM: console = hub of a socket and a log file, ports 1..3 = sockets (5 fds and a file
 // per VM, about 6000 fds for 1000 VMs).
@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const FE = join(ROOT, 'bench/frontend');
-const opt = { vms: 1000, connect: 100, rate: 100, seconds: 30 };
+const opt = { vms: 1000, connect: 100, rate: 100, seconds: 30, cpuProf: undefined };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
@@ -26,6 +26,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === '--connect') opt.connect = v();
   else if (a === '--rate') opt.rate = v();
   else if (a === '--seconds') opt.seconds = v();
+  else if (a === '--cpu-prof') opt.cpuProf = resolve(argv[++i]);
   else { console.error(`bench/scale.mjs: unknown option ${a}`); process.exit(2); }
 }
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
@@ -41,6 +42,17 @@ const canConnect = (path) => new Promise((res) => {
   s.once('connect', () => { s.destroy(); res(true); });
   s.once('error', () => res(false));
 });
+
+/** The checkout the daemon under test was built from (dist/ follows the working tree). */
+function revision() {
+  try {
+    const head = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no', 'src', 'native'], { encoding: 'utf8' }).trim();
+    return `${head}${dirty ? ' + uncommitted changes in src/ or native/' : ''}`;
+  } catch {
+    return 'unknown';
+  }
+}
 
 execFileSync('make', ['-s', '-C', FE], { stdio: 'inherit' });
 const dir = mkdtempSync(join(tmpdir(), 'vhc-scale-'));
@@ -58,7 +70,8 @@ const cfg = join(dir, 'scale.json');
 writeFileSync(cfg, JSON.stringify({ 'log-level': 'warn', vm }));
 
 const t0 = process.hrtime.bigint();
-const d = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+const prof = opt.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', opt.cpuProf] : [];
+const d = spawn(process.execPath, [...prof, join(ROOT, 'dist/cli.js'), '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
 let err = '';
 d.stderr.on('data', (x) => { err += x; });
 d.stdout.resume();
@@ -106,6 +119,7 @@ try {
   await feExit;
   const logged = vm.slice(0, opt.connect).reduce((n, v) => n + readFileSync(join(dir, `${v.id}.console.log`)).length, 0);
   console.log(`scale bench: ${opt.vms} VMs x 4 ports in one daemon, ${opt.connect} front-ends (one process) each printing ${opt.rate} bytes/s on the console; machine ${execFileSync('nproc', { encoding: 'utf8' }).trim()} CPUs, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+  console.log(`daemon built from ${revision()}`);
   console.log('');
   console.log('| measure | value |');
   console.log('| --- | --- |');
