@@ -66,6 +66,7 @@ export const FLAGS: readonly Flag[] = [
   { name: 'web-insecure', metavar: 'on|off', scope: 'global', help: 'allow plain HTTP on a non-loopback --web address (default off)' },
   { name: 'web-token-file', metavar: 'FILE', scope: 'global', help: 'read-write=TOKEN and read-only=TOKEN lines (default: new tokens at each start)' },
   { name: 'web-scrollback', metavar: 'LINES', scope: 'global', help: `lines of history a web viewer gets on attach (default ${DEFAULT_SCROLLBACK})` },
+  { name: 'web-generic', metavar: 'on|off', scope: 'global', help: 'serve generic (virtserialport) ports on the web too (default off: console ports only)' },
   { name: 'guest-memory', metavar: 'SIZE', scope: 'global', help: 'guest memory in the printed QEMU command line, e.g. 512M, 2G (default 1G)' },
   { name: 'print-qemu-args', scope: 'action', help: 'check the configuration as start-up would, print a qemu-system-x86_64 command line for each VM and exit (2 on errors)' },
   { name: 'check', scope: 'action', help: 'run every start-up check (options, files, sockets) without creating anything; exit 0, or 2 with the errors' },
@@ -222,6 +223,7 @@ function setGlobalKey(g: Globals, key: string, v: unknown, label: string): void 
     case 'web-insecure': g.web = { ...g.web, insecure: bool(v, label) }; break;
     case 'web-token-file': g.web = { ...g.web, tokenFile: path(v, label) }; break;
     case 'web-scrollback': g.web = { ...g.web, scrollback: uint(v, label) }; break;
+    case 'web-generic': g.web = { ...g.web, generic: bool(v, label) }; break;
     default: throw new Error(`internal: unhandled global key ${key}`);
   }
 }
@@ -319,7 +321,7 @@ function mergeGlobals(base: Globals | undefined, top: Globals): Globals {
 
 function webConfig(g: Globals): Config['web'] {
   if (g.web === undefined) return undefined;
-  if (g.web.listen === undefined) throw new ConfigError('--web-cert, --web-key, --web-insecure, --web-token-file and --web-scrollback need --web', '--web');
+  if (g.web.listen === undefined) throw new ConfigError('--web-cert, --web-key, --web-insecure, --web-token-file, --web-scrollback and --web-generic need --web', '--web');
   return finishWeb(g.web as WebDraft);
 }
 

@@ -23,6 +23,8 @@ export interface WebConfig {
   tokenFile?: string;
   /** Lines of scrollback a late viewer gets (and the server-side screen keeps). */
   scrollback: number;
+  /** Serve generic (virtserialport) ports too: a viewer holds the port open on the host side. */
+  generic: boolean;
 }
 
 /** The values as given (strings from flags; the file may give numbers and booleans). */
@@ -33,6 +35,7 @@ export interface WebDraft {
   insecure?: boolean;
   tokenFile?: string;
   scrollback?: number;
+  generic?: boolean;
 }
 
 /** `PORT`, `HOST:PORT`, `[IPV6]:PORT`. */
@@ -105,5 +108,6 @@ export function finishWeb(d: WebDraft, option = (name: string) => `--${name}`): 
     insecure: d.insecure ?? false,
     ...(d.tokenFile !== undefined && { tokenFile: d.tokenFile }),
     scrollback,
+    generic: d.generic ?? false,
   };
 }

@@ -11,6 +11,8 @@ export interface IndexPort {
   id: string;
   name?: string;
   console: boolean;
+  /** Served on the web (console ports; generic ones with --web-generic). */
+  served: boolean;
   guestOpen: boolean;
   readWriteViewers: number;
   readOnlyViewers: number;
@@ -25,18 +27,18 @@ export function indexPage(ports: IndexPort[], role: Role, version: string): stri
     const rows = ports
       .filter((p) => p.vm === vm)
       .map((p) => {
-        const links = p.console
+        const links = p.served
           ? [
               p.readWrite && `<a href="${esc(p.readWrite)}">open</a>`,
               p.readOnly && `<a href="${esc(p.readOnly)}">watch (read-only)</a>`,
             ]
               .filter(Boolean)
               .join(' · ')
-          : '<span class="muted">generic port: not served on the web</span>';
+          : '<span class="muted">generic port: not served (--web-generic on serves it)</span>';
         return (
           `<tr data-port="${esc(p.id)}"><td>${esc(p.id)}</td><td>${esc(p.name ?? '')}</td><td>${p.console ? 'console' : 'generic'}</td>` +
           `<td class="${p.guestOpen ? 'open' : 'closed'}">${p.guestOpen ? 'open' : 'closed'}</td>` +
-          `<td>${p.console ? `${p.readWriteViewers} read-write, ${p.readOnlyViewers} read-only` : ''}</td><td>${links}</td></tr>`
+          `<td>${p.served ? `${p.readWriteViewers} read-write, ${p.readOnlyViewers} read-only` : ''}</td><td>${links}</td></tr>`
         );
       });
     return `<h2>VM '${esc(vm)}'</h2>\n<table><thead><tr><th>port</th><th>name</th><th>kind</th><th>guest</th><th>viewers</th><th></th></tr></thead>\n<tbody>\n${rows.join('\n')}\n</tbody></table>`;

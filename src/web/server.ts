@@ -124,7 +124,8 @@ interface Viewer {
 
 interface PortState {
   port: WebPort;
-  screen: ScreenMember;
+  /** The port's screen for late viewers: console ports only (and only if the hub had room). */
+  screen: ScreenMember | undefined;
   viewers: Set<Viewer>;
   /** Viewers waiting for the next snapshot, when they join the hub. */
   pending: Viewer[];
@@ -244,7 +245,7 @@ export class WebServer {
     const now = new Map(
       this.source
         .ports()
-        .filter((p) => p.console)
+        .filter((p) => p.console || this.#o.generic)
         .map((p) => [key(p.vm, p.id), p]),
     );
     for (const [k, st] of this.#ports) {
@@ -253,19 +254,23 @@ export class WebServer {
     for (const [k, p] of now) {
       if (this.#ports.has(k)) continue;
       const size = p.size();
-      const screen = new ScreenMember('web:screen', this.#o.scrollback, size);
-      void screen.start();
-      try {
-        p.attach(screen);
-      } catch (err) {
-        this.#log.warn(
-          { vm: p.vm, port: p.id, err: (err as Error).message },
-          'cannot keep a screen for this port; late viewers start blank',
-        );
-        continue;
+      let screen: ScreenMember | undefined;
+      if (p.console) {
+        screen = new ScreenMember('web:screen', this.#o.scrollback, size);
+        void screen.start();
+        try {
+          p.attach(screen);
+        } catch (err) {
+          this.#log.warn(
+            { vm: p.vm, port: p.id, err: (err as Error).message },
+            'cannot keep a screen for this port; late viewers start blank',
+          );
+          void screen.close();
+          screen = undefined;
+        }
       }
       const st: PortState = { port: p, screen, viewers: new Set(), pending: [], lastPass: 0, shown: size };
-      screen.screenEvents.on('output', () => this.#followSize(st));
+      screen?.screenEvents.on('output', () => this.#followSize(st));
       this.#ports.set(k, st);
     }
   }
@@ -418,11 +423,12 @@ export class WebServer {
         id: p.id,
         ...(p.name !== undefined && { name: p.name }),
         console: p.console,
+        served: this.#ports.has(key(p.vm, p.id)),
         guestOpen: p.guestOpen(),
         readWriteViewers: c[0],
         readOnlyViewers: c[1],
-        ...(p.console && role === 'read-write' && { readWrite: rel('read-write') }),
-        ...(p.console && { readOnly: rel('read-only') }),
+        ...(this.#ports.has(key(p.vm, p.id)) && role === 'read-write' && { readWrite: rel('read-write') }),
+        ...(this.#ports.has(key(p.vm, p.id)) && { readOnly: rel('read-only') }),
       };
     });
   }
@@ -551,6 +557,7 @@ export class WebServer {
       ...(st.port.name !== undefined && { name: st.port.name }),
       viewer: id,
       role,
+      console: st.port.console,
       guestOpen: st.port.guestOpen(),
       cols: size.cols,
       rows: size.rows,
@@ -565,7 +572,16 @@ export class WebServer {
    */
   #schedulePass(st: PortState): void {
     if (st.passTimer) return;
-    const gap = Math.max(SNAPSHOT_GAP_MS, 4 * st.screen.lastCost);
+    const screen = st.screen;
+    if (!screen) {
+      // Nothing to snapshot (a generic port): viewers join at once, with the live stream.
+      st.passTimer = setTimeout(() => {
+        st.passTimer = undefined;
+        this.#pass(st);
+      }, 0);
+      return;
+    }
+    const gap = Math.max(SNAPSHOT_GAP_MS, 4 * screen.lastCost);
     st.passTimer = setTimeout(
       () => {
         let done = false;
@@ -578,7 +594,7 @@ export class WebServer {
         };
         const fallback = setTimeout(run, IDLE_WAIT_MS);
         st.passTimer = fallback;
-        st.screen.whenIdle(run);
+        screen.whenIdle(run);
       },
       Math.max(0, st.lastPass + gap - Date.now()),
     );
@@ -591,8 +607,8 @@ export class WebServer {
     if (joining.length === 0) return;
     const size = st.port.size();
     st.shown = size;
-    st.screen.setSize(size.cols, size.rows);
-    const screen = st.screen.snapshot();
+    st.screen?.setSize(size.cols, size.rows);
+    const screen = st.screen?.snapshot() ?? '';
     for (const v of joining) {
       try {
         st.port.attach(v.member);
@@ -646,7 +662,7 @@ export class WebServer {
     const st = v.state;
     st.active = v;
     const want = v.want;
-    if (!want) return;
+    if (!want || !st.port.console) return; // a generic port has no terminal size
     const now = st.port.size();
     if (want.cols === now.cols && want.rows === now.rows) return;
     if (st.sizeTimer) return; // a resize is on its way; it reads `active` when it fires
@@ -667,7 +683,7 @@ export class WebServer {
     const s = st.port.size();
     if (s.cols === st.shown.cols && s.rows === st.shown.rows) return;
     st.shown = s;
-    st.screen.setSize(s.cols, s.rows);
+    st.screen?.setSize(s.cols, s.rows);
     this.#broadcast(st, { type: 'size', cols: s.cols, rows: s.rows });
   }
 
@@ -698,12 +714,14 @@ export class WebServer {
     }
     if (st.sizeTimer) clearTimeout(st.sizeTimer);
     if (st.passTimer) clearTimeout(st.passTimer);
-    try {
-      st.port.detach(st.screen.id);
-    } catch {
-      // its hub is gone already
+    if (st.screen) {
+      try {
+        st.port.detach(st.screen.id);
+      } catch {
+        // its hub is gone already
+      }
+      void st.screen.close();
     }
-    void st.screen.close();
     this.#ports.delete(k);
   }
 

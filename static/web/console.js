@@ -24,6 +24,8 @@ term.focus();
 let ws;
 let role;
 let viewer;
+/** A console port has the guest's size; a generic one just fills the window. */
+let isConsole = true;
 let retries = 0;
 let lastSent = '';
 let timer;
@@ -41,12 +43,18 @@ function wsUrl() {
 }
 
 function applySize(cols, rows) {
+  if (!isConsole) {
+    fit.fit();
+    badge('size', '');
+    return;
+  }
   if (cols !== term.cols || rows !== term.rows) term.resize(cols, rows);
   badge('size', `${cols}x${rows}`);
 }
 
 /** A read-write viewer tells the server how many cells its window holds. */
 function sendSize(force) {
+  if (!isConsole) return void fit.fit();
   if (role !== 'read-write' || ws?.readyState !== WebSocket.OPEN) return;
   const d = fit.proposeDimensions();
   if (!d || !Number.isFinite(d.cols) || !Number.isFinite(d.rows) || d.cols < 2 || d.rows < 1) return;
@@ -80,6 +88,7 @@ function connect() {
         retries = 0;
         role = m.role;
         viewer = m.viewer;
+        isConsole = m.console !== false;
         lastSent = '';
         term.options.disableStdin = role !== 'read-write';
         badge('role', role === 'read-write' ? 'read-write' : 'read-only', role === 'read-write' ? '' : 'warn');

@@ -19,7 +19,7 @@ const config = (argv: string[]) => {
 
 describe('--web options', () => {
   it('the embedded default serves the web console on a free loopback port; an explicit configuration has none unless asked', () => {
-    expect(config([]).web).toEqual({ host: '127.0.0.1', port: 0, insecure: false, scrollback: 1000 });
+    expect(config([]).web).toEqual({ host: '127.0.0.1', port: 0, insecure: false, scrollback: 1000, generic: false });
     expect(config(['--web', '8080']).web).toMatchObject({ host: '127.0.0.1', port: 8080 });
     expect(config(VM).web).toBeUndefined();
     expect(helpText()).toMatch(/--web \[HOST:\]PORT/);
@@ -39,6 +39,8 @@ describe('--web options', () => {
         '5000',
         '--web-token-file',
         '/etc/t',
+        '--web-generic',
+        'on',
       ]).web,
     ).toEqual({
       host: '0.0.0.0',
@@ -48,6 +50,7 @@ describe('--web options', () => {
       insecure: false,
       tokenFile: '/etc/t',
       scrollback: 5000,
+      generic: true,
     });
     expect(config([...VM, '--web', '0.0.0.0:80', '--web-insecure', 'on']).web).toMatchObject({
       host: '0.0.0.0',

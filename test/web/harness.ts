@@ -2,7 +2,7 @@
 // `output()` plays the guest's output and `input` collects what reaches the guest. For the
 // tests of the server's own rules (auth, protocol, flow); the browser tests go through the
 // real daemon and the test front-end (daemon.test.ts).
-import { Hub } from '../../src/hub/hub.js';
+import { GENERIC_MEMBER_DEFAULTS, Hub } from '../../src/hub/hub.js';
 import { CONSOLE_MEMBER_DEFAULTS } from '../../src/port/port.js';
 import type { WebPort, WebServer as WebServerT } from '../../src/web/server.js';
 import { WebServer } from '../../src/web/server.js';
@@ -20,9 +20,11 @@ export class FakeConsole {
   constructor(
     readonly vm: string,
     readonly id: string,
+    /** false: a generic port (virtserialport). */
+    readonly console = true,
   ) {
     this.hub = new Hub(`port-${id}`, { label: `port '${id}'` });
-    this.hub.bind(`port '${id}'`, CONSOLE_MEMBER_DEFAULTS);
+    this.hub.bind(`port '${id}'`, console ? CONSOLE_MEMBER_DEFAULTS : GENERIC_MEMBER_DEFAULTS);
     this.hub.on('data', (c: Buffer) => this.input.push(c));
     this.hub.resumeInput();
   }
@@ -33,7 +35,7 @@ export class FakeConsole {
     return {
       vm: this.vm,
       id: this.id,
-      console: true,
+      console: this.console,
       guestOpen: () => this.open,
       size: () => ({ cols: this.cols, rows: this.rows }),
       resize: (cols, rows) => {
@@ -51,7 +53,7 @@ export class FakeConsole {
 
 export async function startServer(
   consoles: FakeConsole[],
-  o: { scrollback?: number; buffer?: number; cert?: string; key?: string } = {},
+  o: { scrollback?: number; buffer?: number; cert?: string; key?: string; generic?: boolean } = {},
 ): Promise<{ server: WebServerT; base: string }> {
   const server = new WebServer(
     { ports: () => consoles.map((c) => c.port()) },
@@ -60,6 +62,7 @@ export async function startServer(
       port: 0,
       insecure: false,
       scrollback: o.scrollback ?? 1000,
+      generic: o.generic ?? false,
       version: 'test',
       tokens: TOKENS,
       ...(o.buffer !== undefined && { buffer: o.buffer }),

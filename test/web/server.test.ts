@@ -367,6 +367,32 @@ describe('web server (in process)', () => {
     ).toBe(403);
   });
 
+  it('generic ports are served only with --web-generic: a viewer then holds the port open on the host side, no screen, no resize', async () => {
+    const con = new FakeConsole('vm0', 'console');
+    const gen = new FakeConsole('vm0', 'agent', false);
+    ({ server } = await startServer([con, gen]));
+    expect(server.info().ports.map((p) => p.port)).toEqual(['console']);
+    expect((await fetch(`${server.baseUrl}/vm/vm0/port/agent?token=${TOKENS.readWrite}`)).status).toBe(404);
+    await server.close();
+    ({ server } = await startServer([con, gen], { generic: true }));
+    expect(server.info().ports.map((p) => p.port)).toEqual(['console', 'agent']);
+    expect(gen.hub.hostOpen).toBe(false);
+    const v = await viewer(server.baseUrl, TOKENS.readWrite, { port: 'agent' });
+    expect(v.json[0]).toMatchObject({ type: 'hello', console: false });
+    expect(v.json.find((m) => m.type === 'screen')).toMatchObject({ data: '' });
+    expect(gen.hub.hostOpen).toBe(true); // the guest sees the port open while someone watches
+    expect(gen.hub.stats().members.map((m) => m.id)).toEqual([v.json[0]!.viewer]); // no screen member
+    gen.hub.output(Buffer.from('{"return": {}}\n'));
+    await until(() => v.text().includes('"return"'), 'the output');
+    v.ws.send(Buffer.from('{"execute": "guest-ping"}\n'));
+    v.ws.send(JSON.stringify({ type: 'resize', cols: 50, rows: 10 }));
+    await until(() => gen.typed.includes('guest-ping'), 'the input');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(gen.resizes).toEqual([]);
+    v.ws.close();
+    await until(() => !gen.hub.hostOpen, 'the port closed again on the host side');
+  });
+
   it('the index lists every port with its state, and read-write links only for the read-write token', async () => {
     const c = new FakeConsole('vm0', 'console');
     ({ server } = await startServer([c]));
