@@ -9,6 +9,8 @@
 //
 // --mib: bytes per throughput test (default 256); --fanout-mib: per fan-out test (default 64);
 // --iters: round trips (default 5000); --rounds: repeat everything, report median [min-max];
+// --only g2h,h2g,relay,memcpy,fan,rtt: run only these parts; --sizes 4K,32K,1M: only these
+// buffer sizes (e.g. for a profile of one path: --only g2h --sizes 32K --perf FILE);
 // --cpu-prof DIR: run the daemon under node --cpu-prof (profile written when it stops);
 // --perf FILE: `perf record -e cpu-clock -g -p DAEMON` for the whole run (node gets
 // --perf-basic-prof so JavaScript frames have names; `perf report -i FILE`).
@@ -25,7 +27,7 @@ const FE = join(ROOT, 'bench/frontend');
 const BIN = join(FE, 'vhc-bench');
 const MiB = 1024 * 1024;
 
-const opt = { mib: 256, fanoutMib: 64, iters: 5000, rounds: 1, cpuProf: undefined, daemonArgs: [] };
+const opt = { mib: 256, fanoutMib: 64, iters: 5000, rounds: 1, cpuProf: undefined, daemonArgs: [], only: undefined, sizes: undefined };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
@@ -37,6 +39,8 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === '--cpu-prof') opt.cpuProf = resolve(v());
   else if (a === '--daemon-arg') opt.daemonArgs.push(v());
   else if (a === '--perf') opt.perf = resolve(v());
+  else if (a === '--only') opt.only = v().split(',');
+  else if (a === '--sizes') opt.sizes = v().split(',');
   else fail(`unknown option ${a}`);
 }
 function fail(msg) {
@@ -205,15 +209,17 @@ async function round() {
   const res = {};
   try {
     const total = opt.mib * MiB;
+    const on = (part) => !opt.only || opt.only.includes(part);
     for (const [buf, label] of SIZES) {
-      res[`g2h ${label}`] = await guestToHost(d, buf, total, 1, d.members[1]);
-      res[`h2g ${label}`] = await hostToGuest(d, buf, total);
-      res[`relay ${label}`] = await relayThroughput(dir, buf, total);
-      res[`memcpy ${label}`] = { mibps: memcpyMibps(buf) };
+      if (opt.sizes && !opt.sizes.includes(label.replace(/ KiB/, 'K').replace(/ MiB/, 'M'))) continue;
+      if (on('g2h')) res[`g2h ${label}`] = await guestToHost(d, buf, total, 1, d.members[1]);
+      if (on('h2g')) res[`h2g ${label}`] = await hostToGuest(d, buf, total);
+      if (on('relay')) res[`relay ${label}`] = await relayThroughput(dir, buf, total);
+      if (on('memcpy')) res[`memcpy ${label}`] = { mibps: memcpyMibps(buf) };
     }
-    for (const n of [1, 4, 16]) res[`fan ${n}`] = await guestToHost(d, 32768, opt.fanoutMib * MiB, FAN[n], d.members[n]);
-    res.rtt = await roundTrip(d);
-    res['relay rtt'] = await relayRoundTrip(dir);
+    if (on('fan')) for (const n of [1, 4, 16]) res[`fan ${n}`] = await guestToHost(d, 32768, opt.fanoutMib * MiB, FAN[n], d.members[n]);
+    if (on('rtt')) res.rtt = await roundTrip(d);
+    if (on('rtt') && on('relay')) res['relay rtt'] = await relayRoundTrip(dir);
     res.daemonRssMiB = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${d.child.pid}/status`, 'utf8'))[1]) / 1024;
   } finally {
     if (d.perf) { d.perf.child.kill('SIGINT'); await d.perf.exited; }
@@ -255,13 +261,14 @@ function report(rounds) {
   out.push('| --- | --- | --- | --- | --- | --- |');
   for (const [, label] of SIZES) {
     for (const dir of ['g2h', 'h2g']) {
+      if (!rounds.some((r) => r[`${dir} ${label}`] || r[`relay ${label}`] || r[`memcpy ${label}`])) continue;
       out.push(`| ${dir === 'g2h' ? 'guest->host' : 'host->guest'} ${label} buffers, 1 socket member | ${stat(rounds, `${dir} ${label}`, 'mibps')} | ${stat(rounds, `${dir} ${label}`, 'cpuMsPerMiB')} | ${stat(rounds, `relay ${label}`, 'mibps')} | ${stat(rounds, `relay ${label}`, 'cpuMsPerMiB')} | ${stat(rounds, `memcpy ${label}`, 'mibps')} |`);
     }
   }
   out.push('');
   out.push('| fan-out, guest->host 32 KiB buffers | daemon MiB/s (guest data) | daemon CPU ms per guest MiB | reference: 1 member, this run |');
   out.push('| --- | --- | --- | --- |');
-  for (const m of [1, 4, 16]) out.push(`| ${m} socket member${m > 1 ? 's' : ''} | ${stat(rounds, `fan ${m}`, 'mibps')} | ${stat(rounds, `fan ${m}`, 'cpuMsPerMiB')} | ${stat(rounds, 'fan 1', 'mibps')} MiB/s, ${stat(rounds, 'fan 1', 'cpuMsPerMiB')} ms/MiB |`);
+  for (const m of [1, 4, 16]) if (rounds.some((r) => r[`fan ${m}`])) out.push(`| ${m} socket member${m > 1 ? 's' : ''} | ${stat(rounds, `fan ${m}`, 'mibps')} | ${stat(rounds, `fan ${m}`, 'cpuMsPerMiB')} | ${stat(rounds, 'fan 1', 'mibps')} MiB/s, ${stat(rounds, 'fan 1', 'cpuMsPerMiB')} ms/MiB |`);
   out.push('');
   out.push('| 1-byte round trip (guest -> host echo -> guest) | p50 µs | p99 µs | daemon CPU µs per round trip |');
   out.push('| --- | --- | --- | --- |');
