@@ -17,7 +17,7 @@
 // CPU is utime+stime of the daemon process (all its threads) from /proc/PID/stat, read before
 // the guest starts and after the last byte arrived.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,6 +54,20 @@ function cpu(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+
+/** Context switches (voluntary + involuntary) of all threads of a process. */
+function csw(pid) {
+  let n = 0;
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const st = readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8');
+      n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(st)[1]) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(st)[1]);
+    } catch {
+      // a thread that just ended
+    }
+  }
+  return n;
 }
 
 /** A child process whose stdout lines can be awaited; key=value pairs parsed from them. */
@@ -125,28 +139,31 @@ async function guestToHost(d, buf, total, port, paths) {
   const sink = fe(['sink', total, ...paths], 'sink');
   await sink.wait(/connected/);
   const c0 = cpu(d.child.pid);
+  const w0 = csw(d.child.pid);
   const g = fe(['guest', d.vm, 'g2h', buf, total, '--port', port], 'guest');
   const gr = await g.done();
   const sr = await sink.done();
   if (sr.bad) throw new Error(`sink saw ${sr.bad} corrupted reads`);
   const s = (sr.t_end - gr.t_start) / 1e9;
-  return { mibps: total / MiB / s, cpuMsPerMiB: ((cpu(d.child.pid) - c0) * 1000) / (total / MiB), kicks: gr.kicks, waits: gr.waits };
+  return { mibps: total / MiB / s, cpuMsPerMiB: ((cpu(d.child.pid) - c0) * 1000) / (total / MiB), cswPerMiB: (csw(d.child.pid) - w0) / (total / MiB), kicks: gr.kicks, waits: gr.waits };
 }
 
 async function hostToGuest(d, buf, total) {
   const src = fe(['source', total, buf, d.members[1][0]], 'source');
   await src.wait(/connected/);
   const c0 = cpu(d.child.pid);
+  const w0 = csw(d.child.pid);
   const g = fe(['guest', d.vm, 'h2g', buf, total, '--port', 1], 'guest');
   await g.wait(/ready/);
   src.child.stdin.write('go\n');
   const gr = await g.done();
   const c1 = cpu(d.child.pid);
+  const w1 = csw(d.child.pid);
   await src.wait(/t_start/);
   src.child.stdin.end('bye\n');
   const sr = await src.done();
   if (gr.bad) throw new Error(`guest saw ${gr.bad} corrupted buffers`);
-  return { mibps: total / MiB / ((gr.t_end - sr.t_start) / 1e9), cpuMsPerMiB: ((c1 - c0) * 1000) / (total / MiB) };
+  return { mibps: total / MiB / ((gr.t_end - sr.t_start) / 1e9), cpuMsPerMiB: ((c1 - c0) * 1000) / (total / MiB), cswPerMiB: (w1 - w0) / (total / MiB) };
 }
 
 async function roundTrip(d) {
@@ -257,18 +274,18 @@ function report(rounds) {
   out.push(`daemon built from ${revision()}`);
   out.push(`machine: ${execFileSync('nproc', { encoding: 'utf8' }).trim()} CPUs, load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   out.push('');
-  out.push('| test | daemon MiB/s | daemon CPU ms/MiB | plain relay MiB/s | relay CPU ms/MiB | memcpy MiB/s (same block) |');
-  out.push('| --- | --- | --- | --- | --- | --- |');
+  out.push('| test | daemon MiB/s | daemon CPU ms/MiB | daemon context switches/MiB | plain relay MiB/s | relay CPU ms/MiB | memcpy MiB/s (same block) |');
+  out.push('| --- | --- | --- | --- | --- | --- | --- |');
   for (const [, label] of SIZES) {
     for (const dir of ['g2h', 'h2g']) {
       if (!rounds.some((r) => r[`${dir} ${label}`] || r[`relay ${label}`] || r[`memcpy ${label}`])) continue;
-      out.push(`| ${dir === 'g2h' ? 'guest->host' : 'host->guest'} ${label} buffers, 1 socket member | ${stat(rounds, `${dir} ${label}`, 'mibps')} | ${stat(rounds, `${dir} ${label}`, 'cpuMsPerMiB')} | ${stat(rounds, `relay ${label}`, 'mibps')} | ${stat(rounds, `relay ${label}`, 'cpuMsPerMiB')} | ${stat(rounds, `memcpy ${label}`, 'mibps')} |`);
+      out.push(`| ${dir === 'g2h' ? 'guest->host' : 'host->guest'} ${label} buffers, 1 socket member | ${stat(rounds, `${dir} ${label}`, 'mibps')} | ${stat(rounds, `${dir} ${label}`, 'cpuMsPerMiB')} | ${stat(rounds, `${dir} ${label}`, 'cswPerMiB')} | ${stat(rounds, `relay ${label}`, 'mibps')} | ${stat(rounds, `relay ${label}`, 'cpuMsPerMiB')} | ${stat(rounds, `memcpy ${label}`, 'mibps')} |`);
     }
   }
   out.push('');
-  out.push('| fan-out, guest->host 32 KiB buffers | daemon MiB/s (guest data) | daemon CPU ms per guest MiB | reference: 1 member, this run |');
-  out.push('| --- | --- | --- | --- |');
-  for (const m of [1, 4, 16]) if (rounds.some((r) => r[`fan ${m}`])) out.push(`| ${m} socket member${m > 1 ? 's' : ''} | ${stat(rounds, `fan ${m}`, 'mibps')} | ${stat(rounds, `fan ${m}`, 'cpuMsPerMiB')} | ${stat(rounds, 'fan 1', 'mibps')} MiB/s, ${stat(rounds, 'fan 1', 'cpuMsPerMiB')} ms/MiB |`);
+  out.push('| fan-out, guest->host 32 KiB buffers | daemon MiB/s (guest data) | daemon CPU ms per guest MiB | context switches per guest MiB | reference: 1 member, this run |');
+  out.push('| --- | --- | --- | --- | --- |');
+  for (const m of [1, 4, 16]) if (rounds.some((r) => r[`fan ${m}`])) out.push(`| ${m} socket member${m > 1 ? 's' : ''} | ${stat(rounds, `fan ${m}`, 'mibps')} | ${stat(rounds, `fan ${m}`, 'cpuMsPerMiB')} | ${stat(rounds, `fan ${m}`, 'cswPerMiB')} | ${stat(rounds, 'fan 1', 'mibps')} MiB/s, ${stat(rounds, 'fan 1', 'cpuMsPerMiB')} ms/MiB |`);
   out.push('');
   out.push('| 1-byte round trip (guest -> host echo -> guest) | p50 µs | p99 µs | daemon CPU µs per round trip |');
   out.push('| --- | --- | --- | --- |');
