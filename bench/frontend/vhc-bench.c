@@ -12,7 +12,8 @@
 //       buffers and takes TOTAL bytes (prints t_end, checks the pattern); rtt: 1-byte write,
 //       waits for the 1-byte echo, --iters times (prints p50/p99 in ns).
 //   trickle RATE SECONDS SOCK...   one process, many connections: each VM's console (port 0)
-//       prints RATE bytes a second (spread over the second), for SECONDS (scale bench).
+//       prints RATE bytes a second as ten lines of RATE/10 bytes, the VMs spread over each
+//       100 ms, for SECONDS (scale bench).
 //   sink TOTAL PATH...     host clients: connect to every PATH, read TOTAL bytes from each
 //                          (pattern checked on the first), print t_end.
 //   source TOTAL BUF PATH  host client: connect, wait for a line on stdin, write TOTAL bytes.
