@@ -3,7 +3,7 @@
 // ends that VM's connection only, and a failure while starting one VM stops start-up as a
 // whole (the configuration asked for all of them) with everything opened so far closed.
 import { resolve } from 'node:path';
-import { chardevConfig, type ChardevSpec, type Config, type ControlConfig, type PortConfig, type VmConfig } from './config/schema.js';
+import type { ChardevSpec, Config, ControlConfig, PortConfig, VmConfig } from './config/schema.js';
 import { packageVersion } from './version.js';
 import { ConfigError, StateError } from './errors.js';
 import { ControlServer } from './control/server.js';
@@ -289,8 +289,7 @@ export function checkPaths(vms: readonly VmConfig[], control?: ControlConfig): v
     claim(vm.socket, `${prefix}the vhost-user socket`);
     for (const c of vm.chardevs) {
       // The paths a chardev creates: a unix server's socket, a pty's link.
-      if (c.backend !== 'socket' && c.backend !== 'pty') continue;
-      const t = chardevConfig(c);
+      const t = c.config;
       const path = t.backend === 'pty' ? t.path : t.backend === 'socket' && t.server && t.address.type === 'unix' ? t.address.path : undefined;
       if (path !== undefined) claim(path, `${prefix}chardev '${c.id}'`);
     }
@@ -348,11 +347,11 @@ export function chardevProblems(c: ChardevSpec, prefix: string): string[] {
       problems.push(err.message);
     }
   };
-  const logfile = c.options.logfile;
+  const logfile = c.config.common.logfile;
   if (logfile !== undefined) look(() => checkOutputFile(logfile, `${who}: logfile`));
   if (c.backend === 'hub') return problems;
   look(() => {
-    const t = chardevConfig(c);
+    const t = c.config;
     switch (t.backend) {
       case 'socket':
         if (t.address.type !== 'unix') break;

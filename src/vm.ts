@@ -11,7 +11,7 @@ import { chardevFromConfig } from './chardev/registry.js';
 import { RingbufChardev } from './chardev/ringbuf.js';
 import { PtyChardev } from './chardev/pty.js';
 import { JournalChardev } from './chardev/journal.js';
-import { chardevConfig, type ChardevSpec, type PortConfig, type VmConfig } from './config/schema.js';
+import type { ChardevSpec, PortConfig, VmConfig } from './config/schema.js';
 import { createConsoleDevice } from './device/device.js';
 import type { ConsoleDevice } from './device/types.js';
 import { StateError } from './errors.js';
@@ -272,7 +272,7 @@ export class Vm extends EventEmitter<VmEvents> {
   // --- wiring ------------------------------------------------------------------------------
 
   private async openChardev(cfg: ChardevSpec): Promise<Chardev> {
-    const c = chardevFromConfig(chardevConfig(cfg));
+    const c = chardevFromConfig(cfg.config);
     // Known before it is started, so that close() also ends a start that waits (wait=on).
     this.#chardevs.set(cfg.id, c);
     try {
@@ -285,7 +285,7 @@ export class Vm extends EventEmitter<VmEvents> {
   }
 
   private buildHub(cfg: ChardevSpec): Hub {
-    const typed = chardevConfig(cfg);
+    const typed = cfg.config;
     if (typed.backend !== 'hub') throw new StateError(`chardev '${cfg.id}' is not a hub`);
     const hub = Hub.fromConfig(typed, (id) => this.#hubs.get(id) ?? this.#chardevs.get(id));
     this.#hubs.set(cfg.id, hub);

@@ -174,7 +174,8 @@ function parseHub(r: OptionReader, members: readonly string[] | undefined): HubO
     if (!m || members !== undefined) r.fail(`bad list element '${key}' (expected chardevs.N)`, key, r.opts[key]);
     chardevs[Number(m[1])] = r.required(key);
   }
-  if (chardevs.length === 0) r.fail(`'chardevs' list is empty (give chardevs.0=ID, chardevs.1=ID, ...)`, 'chardevs.0');
+  // A list given as `members` may be empty (a run-time hub; the config layer judges a configured one).
+  if (chardevs.length === 0 && members === undefined) r.fail(`'chardevs' list is empty (give chardevs.0=ID, chardevs.1=ID, ...)`, 'chardevs.0');
   const gap = chardevs.findIndex((v) => v === undefined);
   if (gap >= 0) r.fail(`'chardevs' list has a gap: chardevs.${gap} is missing`, `chardevs.${gap}`);
   const maxMembers = r.num('max-members') ?? DEFAULT_HUB_MAX_MEMBERS;

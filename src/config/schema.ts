@@ -21,10 +21,10 @@ export const PORT_DRIVERS: readonly PortDriver[] = ['virtconsole', 'virtserialpo
 export const RESIZE_ORDERS: readonly ResizeOrder[] = ['rows-cols', 'cols-rows'];
 
 /**
- * A chardev as configured: its options exactly as written, checked by the backend's parser
- * (parseChardevOptions) when it was read. This is what the configuration, QMP and the
- * control API's checks see; the VM builds the backend from the typed form the same parser
- * returns (chardev/options.ts: ChardevConfig).
+ * A chardev as configured: its typed, validated form (`config`), made once by the backend's
+ * parser (parseChardevOptions) when it was read, which the VM, the daemon's start-up checks
+ * and the banner build from; and beside it the options exactly as written, for what shows
+ * them (messages, the banner's sizes). Nothing parses `options` again after validation.
  */
 export interface ChardevSpec {
   id: string;
@@ -34,6 +34,8 @@ export interface ChardevSpec {
   options: Record<string, string>;
   /** Only for backend 'hub': the member chardev ids, in order (from `chardevs.0`, `chardevs.1`, ...). */
   members?: string[];
+  /** The typed options (chardev/options.ts). A hub's `chardevs` is `members` as finishVm last checked it. */
+  config: ChardevConfig;
 }
 
 export interface PortConfig {
@@ -284,20 +286,16 @@ export function chardevFromParams(
       if (key === 'chardevs' || key.startsWith('chardevs.')) throw new ConfigError(`chardev '${id}': '${key}' is only for hub chardevs`, option, source ?? key);
     }
   }
-  const spec: ChardevSpec = members === undefined ? { id, backend, options } : { id, backend, options, members };
-  // A hub's list is checked here with its other options (max-members); an empty list is
-  // finishVm's to judge, as a run-time hub may be empty.
-  if (members === undefined || members.length > 0) chardevConfig(spec);
-  return spec;
+  // The one conversion to the typed form, by the backend's own parser (pure). A hub's list is
+  // checked here with its other options (max-members); an empty list is finishVm's to judge,
+  // as a run-time hub may be empty.
+  const config = parseChardevOptions(backend, id, options, members);
+  return members === undefined ? { id, backend, options, config } : { id, backend, options, members, config };
 }
 
-/**
- * A spec's typed, validated form (chardev/options.ts), which the VM builds from: the one
- * conversion, by the backend's own parser. Pure; a spec that passed chardevFromParams
- * converts without error.
- */
-export function chardevConfig(spec: ChardevSpec): ChardevConfig {
-  return parseChardevOptions(spec.backend, spec.id, spec.options, spec.members);
+/** The hub hub-attach makes for a port that has none: no options, these members. */
+export function hubSpec(id: string, members: string[]): ChardevSpec {
+  return { id, backend: 'hub', options: {}, members, config: parseChardevOptions('hub', id, {}, members) };
 }
 
 /**
@@ -439,7 +437,7 @@ export function finishVm(draft: VmDraft, opts: FinishOptions = {}): VmConfig {
     const members = c.members ?? [];
     if (members.length === 0 && !opts.runtime) fail(`hub '${c.id}': no members (give chardevs.0=ID, chardevs.1=ID, ...)`, '--chardev', c.id);
     // QEMU caps a hub at 4 members; ours holds more (viewers attached at run time), up to its max-members.
-    const max = c.options['max-members'] === undefined ? DEFAULT_HUB_MAX_MEMBERS : Number(c.options['max-members']);
+    const max = c.config.backend === 'hub' ? c.config.maxMembers : DEFAULT_HUB_MAX_MEMBERS;
     if (members.length > max) fail(`hub '${c.id}': ${members.length} members, at most ${max} (max-members)`, '--chardev', c.id);
     for (const m of members) {
       const member = chardevs.get(m);
@@ -595,6 +593,10 @@ function describePort(d: PortDraft): string {
   return [d.driver, ...(d.chardev === undefined ? [] : [`chardev=${d.chardev}`]), ...(d.name === undefined ? [] : [`name=${d.name}`]), ...(d.nr === undefined ? [] : [`nr=${d.nr}`])].join(',');
 }
 
+/** A copy sharing nothing with its input; a hub's typed member list follows `members` (run-time attach/detach). */
 function copyChardev(c: ChardevSpec): ChardevSpec {
-  return c.members === undefined ? { id: c.id, backend: c.backend, options: { ...c.options } } : { id: c.id, backend: c.backend, options: { ...c.options }, members: [...c.members] };
+  const config = structuredClone(c.config);
+  if (c.members === undefined) return { id: c.id, backend: c.backend, options: { ...c.options }, config };
+  if (config.backend === 'hub') config.chardevs = [...c.members];
+  return { id: c.id, backend: c.backend, options: { ...c.options }, members: [...c.members], config };
 }

@@ -9,7 +9,7 @@
 
 import { ConfigError, StateError } from '../errors.js';
 import { CONSOLE_SIZE_MAX, CONSOLE_SIZE_MIN } from '../limits.js';
-import { PORT_DRIVERS, finishVm, portFromParams, type ChardevSpec, type VmConfig, type VmDraft } from '../config/schema.js';
+import { PORT_DRIVERS, finishVm, hubSpec, portFromParams, type ChardevSpec, type VmConfig, type VmDraft } from '../config/schema.js';
 import { didYouMean } from '../config/suggest.js';
 import { chardevFromQmp } from './qmp-chardev.js';
 import { QmpError, type ControlEvents, type ControlTarget, type HubChange } from './target.js';
@@ -141,7 +141,7 @@ function hubChange(cfg: VmConfig, args: Args, attach: boolean): { change: HubCha
       // Every port is a hub on the host side; give this one a name so it can be listed and addressed.
       let id = `hub-${port.id}`;
       for (let i = 1; chardevs.some((c) => c.id === id); i++) id = `hub-${port.id}-${i}`;
-      hub = { id, backend: 'hub', options: {}, members: port.chardev === undefined ? [] : [port.chardev] };
+      hub = hubSpec(id, port.chardev === undefined ? [] : [port.chardev]);
       chardevs = [...chardevs, hub];
       port.chardev = id;
       created = true;

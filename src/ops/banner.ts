@@ -1,28 +1,25 @@
 // The start-up banner's endpoint lines: everything a person may want to reach, per VM (its
 // chardev sockets, output files and logfile=s; the ptys are listed by the CLI from the live
 // chardevs) and for the daemon (control socket, metrics URL).
-import { parseBool } from '../config/keyval.js';
-import type { Config, VmConfig } from '../config/schema.js';
+import type { ChardevSpec, Config, VmConfig } from '../config/schema.js';
 
 /** `where(id)`: a live socket chardev's address ('tcp:localhost:35959'), so that a server on port=0 shows the port it got. */
 export function chardevEndpointLines(vm: VmConfig, where?: (id: string) => string | undefined): string[] {
   const out: string[] = [];
   for (const c of vm.chardevs) {
-    const o = c.options;
+    const t = c.config;
     const who = `vhost-console: chardev '${c.id}'`;
-    if (c.backend === 'socket' && o.path !== undefined) {
-      out.push(`${who}: unix socket ${o.path}${server(o) ? '' : ' (client)'}`);
-    } else if (c.backend === 'socket' && o.port !== undefined) {
+    if (t.backend === 'socket' && t.address.type === 'unix') {
+      out.push(`${who}: unix socket ${t.address.path}${t.server ? '' : ' (client)'}`);
+    } else if (t.backend === 'socket' && t.address.type === 'tcp') {
       // host defaults to localhost (chardev/registry.ts), not QEMU's all interfaces.
-      const live = server(o) ? where?.(c.id) : undefined;
-      const address = live?.startsWith('tcp:') ? live.slice(4) : `${o.host ?? 'localhost'}:${o.port}`;
-      out.push(
-        `${who}: tcp ${address}${server(o) ? '' : ' (client)'}${o.telnet !== undefined && parseBool(o.telnet) === true ? ' (telnet)' : ''}`,
-      );
-    } else if (c.backend === 'file' && o.path !== undefined) {
-      out.push(`${who}: file ${o.path}${rotation(o)}`);
+      const live = t.server ? where?.(c.id) : undefined;
+      const address = live?.startsWith('tcp:') ? live.slice(4) : `${t.address.host}:${written(c, 'port', t.address.port)}`;
+      out.push(`${who}: tcp ${address}${t.server ? '' : ' (client)'}${t.telnet ? ' (telnet)' : ''}`);
+    } else if (t.backend === 'file') {
+      out.push(`${who}: file ${t.path}${rotation(c)}`);
     }
-    if (o.logfile !== undefined) out.push(`${who}: logfile ${o.logfile}${rotation(o)}`);
+    if (t.common.logfile !== undefined) out.push(`${who}: logfile ${t.common.logfile}${rotation(c)}`);
   }
   return out;
 }
@@ -34,10 +31,12 @@ export function daemonEndpointLines(config: Config, metricsUrl: string | undefin
   return out;
 }
 
-function server(o: Record<string, string>): boolean {
-  return o.server !== undefined && parseBool(o.server) === true;
+/** A number as the person wrote it (max-size=1M, not 1048576), else the typed value. */
+function written(c: ChardevSpec, key: string, value: number): string {
+  return c.options[key] ?? String(value);
 }
 
-function rotation(o: Record<string, string>): string {
-  return o['max-size'] !== undefined ? ` (rotated at ${o['max-size']}, ${o.backups ?? '3'} backups)` : '';
+function rotation(c: ChardevSpec): string {
+  const r = c.config.common.rotate;
+  return r !== undefined ? ` (rotated at ${written(c, 'max-size', r.maxSize)}, ${written(c, 'backups', r.backups)} backups)` : '';
 }

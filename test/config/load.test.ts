@@ -44,6 +44,11 @@ const EXAMPLE = [
   '--socket-mode', '0660',
 ];
 
+/** The typed common options when none is given. */
+const COMMON = { logappend: false, timestamp: false, member: {} };
+/** A unix socket server's typed defaults (mode 0600). */
+const UNIX_SERVER = { backend: 'socket', server: true, reconnectMs: 0, nodelay: false, telnet: false, mode: 0o600 } as const;
+
 const EXAMPLE_CONFIG: Config = {
   logLevel: 'info',
   vms: [{
@@ -54,12 +59,25 @@ const EXAMPLE_CONFIG: Config = {
     multiport: true,
     consoleSize: { cols: 132, rows: 43 },
     resizeOrder: 'cols-rows',
+    // Each chardev: its options as written, and the typed form the VM builds from.
     chardevs: [
-      { id: 'pty0', backend: 'pty', options: { path: '/run/vm1/console.pty' } },
-      { id: 'sock0', backend: 'socket', options: { path: '/run/vm1/console.io', server: 'on', wait: 'off' } },
-      { id: 'log0', backend: 'file', options: { path: '/var/log/vm1-console.log', append: 'on' } },
-      { id: 'hub0', backend: 'hub', options: {}, members: ['pty0', 'sock0', 'log0'] },
-      { id: 'qga0', backend: 'socket', options: { path: '/run/vm1/qga.sock', server: 'on', wait: 'off' } },
+      { id: 'pty0', backend: 'pty', options: { path: '/run/vm1/console.pty' }, config: { id: 'pty0', backend: 'pty', path: '/run/vm1/console.pty', common: COMMON } },
+      {
+        id: 'sock0', backend: 'socket', options: { path: '/run/vm1/console.io', server: 'on', wait: 'off' },
+        config: { id: 'sock0', ...UNIX_SERVER, address: { type: 'unix', path: '/run/vm1/console.io' }, wait: false, common: COMMON },
+      },
+      {
+        id: 'log0', backend: 'file', options: { path: '/var/log/vm1-console.log', append: 'on' },
+        config: { id: 'log0', backend: 'file', path: '/var/log/vm1-console.log', append: true, common: COMMON },
+      },
+      {
+        id: 'hub0', backend: 'hub', options: {}, members: ['pty0', 'sock0', 'log0'],
+        config: { id: 'hub0', backend: 'hub', chardevs: ['pty0', 'sock0', 'log0'], maxMembers: 64, common: COMMON },
+      },
+      {
+        id: 'qga0', backend: 'socket', options: { path: '/run/vm1/qga.sock', server: 'on', wait: 'off' },
+        config: { id: 'qga0', ...UNIX_SERVER, address: { type: 'unix', path: '/run/vm1/qga.sock' }, wait: false, common: COMMON },
+      },
     ],
     devices: [
       { id: 'org.example.console.0', driver: 'virtconsole', chardev: 'hub0', name: 'org.example.console.0', nr: 0 },

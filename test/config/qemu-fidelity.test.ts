@@ -93,7 +93,10 @@ describe('backends and options QEMU has and vhost-console does not', () => {
 
   it("accepts QEMU's defaults of options it does not implement (mux=off, websocket=off, ...) and QEMU's alias memory for ringbuf", () => {
     expect(options(['--chardev', 'socket,id=s,path=/x,server=on,wait=off,mux=off,websocket=off,tn3270=off'])).toEqual({ path: '/x', server: 'on', wait: 'off' });
-    expect(run(['--chardev', 'memory,id=r,size=4096']).config.vms[0]!.chardevs[0]).toEqual({ id: 'r', backend: 'ringbuf', options: { size: '4096' } });
+    expect(run(['--chardev', 'memory,id=r,size=4096']).config.vms[0]!.chardevs[0]).toEqual({
+      id: 'r', backend: 'ringbuf', options: { size: '4096' },
+      config: { id: 'r', backend: 'ringbuf', size: 4096, common: { logappend: false, timestamp: false, member: {} } },
+    });
   });
 
   it('the hub the mux refusal points to works as written', () => {

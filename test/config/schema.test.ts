@@ -43,6 +43,14 @@ describe('finishVm on a running VM', () => {
     expect(() => finishVm({ ...v, chardevs }, { runtime: true })).toThrow("hub 'h': 2 members, at most 1 (max-members)");
   });
 
+  it("keeps a hub's typed form with its member list: the VM builds from it, nothing re-reads the options", () => {
+    const v = finishVm({ id: 'vm1', socket: '/s', chardevs: [chardevFromKeyval('null,id=a'), chardevFromKeyval('null,id=b'), chardevFromKeyval('hub,id=h,max-members=3,chardevs.0=a')], devices: [] });
+    const chardevs = v.chardevs.map((c) => (c.id === 'h' ? { ...c, members: ['a', 'b'] } : c));
+    const h = finishVm({ ...v, chardevs }, { runtime: true }).chardevs[2]!;
+    expect(h.config).toMatchObject({ id: 'h', backend: 'hub', chardevs: ['a', 'b'], maxMembers: 3 });
+    expect(v.chardevs[2]!.config).toMatchObject({ chardevs: ['a'] });
+  });
+
   it('does not share arrays or objects with its input', () => {
     const v = vm();
     const next = finishVm(v);

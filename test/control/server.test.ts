@@ -282,13 +282,25 @@ describe('commands', () => {
     expect(await c.cmd('chardev-add', { id: 'rb1', backend: { type: 'memory', data: { size: 4096 } } })).toEqual({ return: {} });
     expect(await c.cmd('chardev-add', { id: 'pty1', backend: { type: 'pty', data: {} } })).toEqual({ return: { pty: '/dev/pts/99' } });
     expect(await c.cmd('chardev-add', { id: 'nul1', backend: { type: 'null' } })).toEqual({ return: {} });
+    // Each as written, and the typed form the VM builds from.
+    const common = { logappend: false, timestamp: false, member: {} };
+    const socket = { backend: 'socket', nodelay: false, telnet: false, mode: 0o600, common } as const;
     expect(target.calls.map((x) => x[1])).toEqual([
-      { id: 'web0', backend: 'socket', options: { path: '/run/web.sock', server: 'on', wait: 'off' } },
-      { id: 'tcp0', backend: 'socket', options: { host: '127.0.0.1', port: '4555', server: 'off', reconnect: '2' } },
-      { id: 'log1', backend: 'file', options: { path: '/var/log/x', append: 'on' } },
-      { id: 'rb1', backend: 'ringbuf', options: { size: '4096' } },
-      { id: 'pty1', backend: 'pty', options: {} },
-      { id: 'nul1', backend: 'null', options: {} },
+      {
+        id: 'web0', backend: 'socket', options: { path: '/run/web.sock', server: 'on', wait: 'off' },
+        config: { id: 'web0', ...socket, address: { type: 'unix', path: '/run/web.sock' }, server: true, wait: false, reconnectMs: 0 },
+      },
+      {
+        id: 'tcp0', backend: 'socket', options: { host: '127.0.0.1', port: '4555', server: 'off', reconnect: '2' },
+        config: { id: 'tcp0', ...socket, address: { type: 'tcp', host: '127.0.0.1', port: 4555 }, server: false, wait: true, reconnectMs: 2000 },
+      },
+      {
+        id: 'log1', backend: 'file', options: { path: '/var/log/x', append: 'on' },
+        config: { id: 'log1', backend: 'file', path: '/var/log/x', append: true, common },
+      },
+      { id: 'rb1', backend: 'ringbuf', options: { size: '4096' }, config: { id: 'rb1', backend: 'ringbuf', size: 4096, common } },
+      { id: 'pty1', backend: 'pty', options: {}, config: { id: 'pty1', backend: 'pty', common } },
+      { id: 'nul1', backend: 'null', options: {}, config: { id: 'nul1', backend: 'null', common } },
     ]);
     expect(target.vmConfig('vm0').chardevs.map((x) => x.id)).toContain('nul1');
   });
