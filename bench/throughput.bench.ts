@@ -21,7 +21,10 @@ const mibps = (bytes: number, s: number) => bytes / MiB / s;
 
 afterAll(() => {
   const table = ['| benchmark | vhost-console | reference (plain Node relay) | ratio |', '| --- | --- | --- | --- |'];
-  for (const r of rows) table.push(`| ${r.what} | ${r.ours.toFixed(1)} ${r.unit} | ${r.ref.toFixed(1)} ${r.unit} | ${(r.ours / r.ref).toFixed(2)} |`);
+  for (const r of rows)
+    table.push(
+      `| ${r.what} | ${r.ours.toFixed(1)} ${r.unit} | ${r.ref.toFixed(1)} ${r.unit} | ${(r.ours / r.ref).toFixed(2)} |`,
+    );
   console.log(`\n${table.join('\n')}\n`);
 });
 
@@ -30,14 +33,29 @@ async function relay(): Promise<{ a: HostClient; b: HostClient; stop: () => void
   const dir = tmpDir('vhc-bench-');
   const inPath = join(dir.path, 'in.sock');
   const outPath = join(dir.path, 'out.sock');
-  const child: ChildProcess = spawn(process.execPath, [new URL('./relay.mjs', import.meta.url).pathname, inPath, outPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [new URL('./relay.mjs', import.meta.url).pathname, inPath, outPath],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   let out = '';
-  child.stdout!.on('data', (d) => { out += d; });
+  child.stdout!.on('data', (d) => {
+    out += d;
+  });
   await until(() => out.includes('out ready'), 'relay out socket');
   const b = await HostClient.connect(outPath);
   await until(() => out.includes('relay ready'), 'relay in socket');
   const a = await HostClient.connect(inPath);
-  return { a, b, stop: () => { a.close(); b.close(); child.kill(); dir.remove(); } };
+  return {
+    a,
+    b,
+    stop: () => {
+      a.close();
+      b.close();
+      child.kill();
+      dir.remove();
+    },
+  };
 }
 
 async function openPort(rxBufSize = 4096): Promise<{ vm: Vm; p: ConsolePort; h: HostClient }> {
@@ -128,7 +146,10 @@ it('fan-out: guest -> host to 4 socket members of one hub', async () => {
   await d.waitFor(() => p.hostOpen, 'host-open');
   const data = randomBytes(SIZE);
   const t = now();
-  const [, ...got] = await Promise.all([p.write(data, { chunkSize: 32 * 1024 }), ...hosts.map((h) => h.read(SIZE, 300_000))]);
+  const [, ...got] = await Promise.all([
+    p.write(data, { chunkSize: 32 * 1024 }),
+    ...hosts.map((h) => h.read(SIZE, 300_000)),
+  ]);
   const ours = mibps(SIZE, now() - t);
   for (const g of got) expect(g.equals(data)).toBe(true);
   for (const h of hosts) h.close();
@@ -136,5 +157,10 @@ it('fan-out: guest -> host to 4 socket members of one hub', async () => {
   await daemon.stop();
   dir.remove();
   const single = rows.find((r) => r.what.startsWith('guest->host'));
-  rows.push({ what: `guest->host ${SIZE / MiB} MiB to 4 members (reference: 1 member, this run)`, ours, ref: single?.ours ?? NaN, unit: 'MiB/s' });
+  rows.push({
+    what: `guest->host ${SIZE / MiB} MiB to 4 members (reference: 1 member, this run)`,
+    ours,
+    ref: single?.ours ?? NaN,
+    unit: 'MiB/s',
+  });
 });

@@ -61,7 +61,9 @@ async function main(argv: string[]): Promise<number> {
     case 'check':
       // Everything start-up checks, nothing created, locked or removed.
       if (!reportProblems(checkStartup(parsed.config))) return 2;
-      process.stdout.write(`vhost-console: configuration OK (${parsed.config.vms.length} VM${parsed.config.vms.length === 1 ? '' : 's'})\n`);
+      process.stdout.write(
+        `vhost-console: configuration OK (${parsed.config.vms.length} VM${parsed.config.vms.length === 1 ? '' : 's'})\n`,
+      );
       return 0;
     case 'print-qemu-args':
       // A command line for a daemon that would not start helps nobody.
@@ -89,16 +91,22 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const lines: string[] = [];
-  if (parsed.usedDefault) lines.push('vhost-console: no configuration given; running the built-in default (see --help)');
+  if (parsed.usedDefault)
+    lines.push('vhost-console: no configuration given; running the built-in default (see --help)');
   for (const vm of daemon.vms()) {
     lines.push(`vhost-console: VM '${vm.id}' listening on ${vm.config.socket}`);
-    for (const p of vm.ptys()) lines.push(`vhost-console: chardev '${p.id}': pty ${p.path}${p.link ? ` (link ${p.link})` : ''}`);
+    for (const p of vm.ptys())
+      lines.push(`vhost-console: chardev '${p.id}': pty ${p.path}${p.link ? ` (link ${p.link})` : ''}`);
     // A TCP server's bound address (port=0: the port it got), from query-chardev's filename.
     const chardevInfo = daemon.queryChardev(vm.id);
-    lines.push(...chardevEndpointLines(vm.config, (id) => {
-      const m = /^(?:disconnected:)?(?:tcp|telnet):([^, ]+)/.exec(chardevInfo.find((c) => c.label === id)?.filename ?? '');
-      return m ? `tcp:${m[1]}` : undefined;
-    }));
+    lines.push(
+      ...chardevEndpointLines(vm.config, (id) => {
+        const m = /^(?:disconnected:)?(?:tcp|telnet):([^, ]+)/.exec(
+          chardevInfo.find((c) => c.label === id)?.filename ?? '',
+        );
+        return m ? `tcp:${m[1]}` : undefined;
+      }),
+    );
   }
   lines.push(...daemonEndpointLines(parsed.config, daemon.metricsUrl));
   if (daemon.web) lines.push(...webBannerLines(daemon.web));
@@ -115,7 +123,9 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`vhost-console: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(
+      `vhost-console: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
     process.exit(70);
   },
 );

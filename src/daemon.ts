@@ -14,11 +14,26 @@ import { Vm } from './vm.js';
 import { WebServer } from './web/server.js';
 import { vmSource } from './web/source.js';
 import type { MetricsServer } from './ops/metrics.js';
-import { activatedSocket, closeUnusedActivated, receiveListenFds, sdNotify, stopWatchdog, takeActivatedSocket } from './ops/systemd.js';
+import {
+  activatedSocket,
+  closeUnusedActivated,
+  receiveListenFds,
+  sdNotify,
+  stopWatchdog,
+  takeActivatedSocket,
+} from './ops/systemd.js';
 import { named } from './chardev/chardev.js';
 import { PipeChardev } from './chardev/pipe.js';
 import {
-  checkClientSocket, checkFifo, checkInputFile, checkLinkPath, checkOutputFile, checkSocketPath, claimSocketPath, PathError, type Claim,
+  checkClientSocket,
+  checkFifo,
+  checkInputFile,
+  checkLinkPath,
+  checkOutputFile,
+  checkSocketPath,
+  claimSocketPath,
+  PathError,
+  type Claim,
 } from './sys/paths.js';
 
 export class Daemon implements ControlTarget {
@@ -63,7 +78,10 @@ export class Daemon implements ControlTarget {
       }
       if (d.#stopping) throw new StateError('stopped while starting');
       if (config.web) {
-        d.#web = new WebServer(vmSource(() => d.vms()), { ...config.web, version: packageVersion() });
+        d.#web = new WebServer(
+          vmSource(() => d.vms()),
+          { ...config.web, version: packageVersion() },
+        );
         await d.#web.listen();
         if (d.#stopping) throw new StateError('stopped while starting');
       }
@@ -113,7 +131,13 @@ export class Daemon implements ControlTarget {
   /** The service manager's STATUS= line: the VMs, and how many have a front-end connected. */
   statusLine(): string {
     const vms = this.vms();
-    const ids = vms.length <= 8 ? vms.map((v) => v.id).join(', ') : `${vms.slice(0, 8).map((v) => v.id).join(', ')}, ...`;
+    const ids =
+      vms.length <= 8
+        ? vms.map((v) => v.id).join(', ')
+        : `${vms
+            .slice(0, 8)
+            .map((v) => v.id)
+            .join(', ')}, ...`;
     const up = vms.filter((v) => v.device.connected).length;
     return `STATUS=serving ${vms.length} VM${vms.length === 1 ? '' : 's'} (${ids}), ${up} with a front-end connected`;
   }
@@ -173,7 +197,9 @@ export class Daemon implements ControlTarget {
   }
 
   private watch(vm: Vm): Vm {
-    vm.on('port-open', (id: string, open: boolean) => this.#control?.emitEvent('VSERPORT_CHANGE', { id, open, vm: vm.id }));
+    vm.on('port-open', (id: string, open: boolean) =>
+      this.#control?.emitEvent('VSERPORT_CHANGE', { id, open, vm: vm.id }),
+    );
     vm.on('port-open', (id: string, open: boolean) => this.#web?.portOpen(vm.id, id, open));
     vm.on('frontend', (connected: boolean, reason?: string) => {
       // `systemctl status` shows how many VMs have their QEMU.
@@ -212,7 +238,10 @@ export class Daemon implements ControlTarget {
   }
 
   chardevAdd(vm: string, chardev: ChardevSpec, next: VmConfig): Promise<{ pty?: string }> {
-    checkPaths(this.vmIds().map((id) => (id === vm ? next : this.vm(id).config)), this.config.control);
+    checkPaths(
+      this.vmIds().map((id) => (id === vm ? next : this.vm(id).config)),
+      this.config.control,
+    );
     // The same checks as at start-up; the chardev's own start claims its paths under a lock.
     const problems = chardevProblems(chardev, '');
     if (problems.length) throw new StartupError(problems);
@@ -290,7 +319,12 @@ export function checkPaths(vms: readonly VmConfig[], control?: ControlConfig): v
     for (const c of vm.chardevs) {
       // The paths a chardev creates: a unix server's socket, a pty's link.
       const t = c.config;
-      const path = t.backend === 'pty' ? t.path : t.backend === 'socket' && t.server && t.address.type === 'unix' ? t.address.path : undefined;
+      const path =
+        t.backend === 'pty'
+          ? t.path
+          : t.backend === 'socket' && t.server && t.address.type === 'unix'
+            ? t.address.path
+            : undefined;
       if (path !== undefined) claim(path, `${prefix}chardev '${c.id}'`);
     }
   }
@@ -326,7 +360,8 @@ export function checkStartup(config: Config): string[] {
   };
   // A socket systemd passed is its own (listening, so it would look "in use"): nothing to check.
   const free = (path: string) => activatedSocket(path) === undefined;
-  if (config.control && free(config.control.path)) look(() => checkSocketPath(config.control!.path, 'the control socket'));
+  if (config.control && free(config.control.path))
+    look(() => checkSocketPath(config.control!.path, 'the control socket'));
   for (const vm of config.vms) {
     const prefix = config.vms.length > 1 ? `vm '${vm.id}': ` : '';
     if (free(vm.socket)) look(() => checkSocketPath(vm.socket, `${prefix}the vhost-user socket`));

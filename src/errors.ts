@@ -2,7 +2,11 @@
 
 /** Bad user input: argv, config file, control API arguments. `option` and `value` name what is wrong. */
 export class ConfigError extends Error {
-  constructor(message: string, readonly option?: string, readonly value?: string) {
+  constructor(
+    message: string,
+    readonly option?: string,
+    readonly value?: string,
+  ) {
     super(message);
     this.name = 'ConfigError';
   }

@@ -145,7 +145,8 @@ export class Vm extends EventEmitter<VmEvents> {
   ptys(): { id: string; path: string; link?: string }[] {
     const out: { id: string; path: string; link?: string }[] = [];
     for (const c of this.#chardevs.values()) {
-      if (c instanceof PtyChardev) out.push({ id: c.id, path: c.slavePath, ...(c.config.path !== undefined && { link: c.config.path }) });
+      if (c instanceof PtyChardev)
+        out.push({ id: c.id, path: c.slavePath, ...(c.config.path !== undefined && { link: c.config.path }) });
     }
     return out;
   }
@@ -182,7 +183,8 @@ export class Vm extends EventEmitter<VmEvents> {
     const hub = this.#hubs.get(id);
     if (hub !== undefined) {
       // An unused hub (its port was unplugged): its members go back to being unused chardevs.
-      if ([...this.#ports.values()].some((e) => e.hub === hub)) throw new StateError(`chardev '${id}' is busy: used by a port`);
+      if ([...this.#ports.values()].some((e) => e.hub === hub))
+        throw new StateError(`chardev '${id}' is busy: used by a port`);
       hub.close();
       this.#hubs.delete(id);
       this.#config = next;
@@ -245,9 +247,15 @@ export class Vm extends EventEmitter<VmEvents> {
     const configOf = (id: string) => this.#config.chardevs.find((x) => x.id === id);
     const out: VmChardevState[] = [];
     for (const c of this.#chardevs.values()) {
-      out.push({ id: c.id, config: configOf(c.id), chardev: c, feedsPort: c.owner !== undefined && portHubs.has(c.owner) });
+      out.push({
+        id: c.id,
+        config: configOf(c.id),
+        chardev: c,
+        feedsPort: c.owner !== undefined && portHubs.has(c.owner),
+      });
     }
-    for (const [id, h] of this.#hubs) out.push({ id, config: configOf(id), chardev: undefined, feedsPort: portHubs.has(h.label) });
+    for (const [id, h] of this.#hubs)
+      out.push({ id, config: configOf(id), chardev: undefined, feedsPort: portHubs.has(h.label) });
     return out;
   }
 
@@ -311,7 +319,12 @@ export class Vm extends EventEmitter<VmEvents> {
   private labelJournals(): void {
     for (const { config, hub } of this.#ports.values()) {
       for (const m of hub.members()) {
-        if (m.chardev instanceof JournalChardev) m.chardev.setContext({ vm: this.id, port: config.id, ...(config.name !== undefined && { portName: config.name }) });
+        if (m.chardev instanceof JournalChardev)
+          m.chardev.setContext({
+            vm: this.id,
+            port: config.id,
+            ...(config.name !== undefined && { portName: config.name }),
+          });
       }
     }
   }
@@ -345,5 +358,4 @@ export class Vm extends EventEmitter<VmEvents> {
     if (c === undefined) throw new StateError(`no chardev '${id}'`);
     return c;
   }
-
 }

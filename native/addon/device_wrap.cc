@@ -50,8 +50,8 @@ bool intOption(Napi::Object o, const char* key, double lo, double hi, uint32_t& 
 Napi::Value adoptBytes(Napi::Env env, std::vector<uint8_t>&& bytes) {
   if (bytes.empty()) return Napi::Buffer<uint8_t>::New(env, 0);
   auto* owned = new std::vector<uint8_t>(std::move(bytes));
-  return Napi::Buffer<uint8_t>::New(env, owned->data(), owned->size(),
-                                    [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, owned);
+  return Napi::Buffer<uint8_t>::New(
+      env, owned->data(), owned->size(), [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, owned);
 }
 
 }  // namespace
@@ -137,9 +137,7 @@ void DeviceWrap::shutdown() {
   events_.clear();
 }
 
-void DeviceWrap::log(LogLevel level, const std::string& message) {
-  push(Kind::Log, 0, false, message).level = level;
-}
+void DeviceWrap::log(LogLevel level, const std::string& message) { push(Kind::Log, 0, false, message).level = level; }
 
 void DeviceWrap::data(uint32_t nr, const uint8_t* bytes, size_t len) {
   // Coalesce the buffers of one wake-up: one 'data' per port and batch, not per buffer.
@@ -164,19 +162,39 @@ void DeviceWrap::deliver() {
     auto str = [&](const std::string& s) { args.push_back(Napi::String::New(env, s)); };
     auto num = [&](uint32_t n) { args.push_back(Napi::Number::New(env, n)); };
     switch (e.kind) {
-      case Kind::Log: str("log"); str(logLevelName(e.level)); str(e.text); break;
+      case Kind::Log:
+        str("log");
+        str(logLevelName(e.level));
+        str(e.text);
+        break;
       case Kind::Connected: str("connected"); break;
-      case Kind::Disconnected: str("disconnected"); str(e.text); break;
-      case Kind::DeviceError: str("device-error"); str(e.text); break;
+      case Kind::Disconnected:
+        str("disconnected");
+        str(e.text);
+        break;
+      case Kind::DeviceError:
+        str("device-error");
+        str(e.text);
+        break;
       case Kind::DriverReady: str("driver-ready"); break;
-      case Kind::PortReady: str("port-ready"); num(e.nr); break;
-      case Kind::GuestOpen: str("guest-open"); num(e.nr); args.push_back(Napi::Boolean::New(env, e.flag)); break;
+      case Kind::PortReady:
+        str("port-ready");
+        num(e.nr);
+        break;
+      case Kind::GuestOpen:
+        str("guest-open");
+        num(e.nr);
+        args.push_back(Napi::Boolean::New(env, e.flag));
+        break;
       case Kind::Data:
         str("data");
         num(e.nr);
         args.push_back(adoptBytes(env, std::move(e.bytes)));
         break;
-      case Kind::Writable: str("writable"); num(e.nr); break;
+      case Kind::Writable:
+        str("writable");
+        num(e.nr);
+        break;
     }
     callback_.MakeCallback(env.Global(), args);
     if (env.IsExceptionPending()) {

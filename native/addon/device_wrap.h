@@ -51,8 +51,8 @@ class DeviceWrap : public Napi::ObjectWrap<DeviceWrap>, public ConsoleEvents {
     e.text = std::move(text);
     return e;
   }
-  void deliver();            // events -> JS (only from loop callbacks)
-  void afterCall();          // after a JS call into the addon: deliver soon
+  void deliver();    // events -> JS (only from loop callbacks)
+  void afterCall();  // after a JS call into the addon: deliver soon
   void shutdown();
   static void cleanupHook(void* arg);
 

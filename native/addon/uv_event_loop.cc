@@ -36,8 +36,7 @@ void UvEventLoop::unwatch(int fd) {
   // uv_poll_stop removes the fd from epoll at once, so the caller may close it now. The Watch
   // lives until the close callback: its onReadable may be the function running right now.
   uv_poll_stop(&w->handle);
-  uv_close(reinterpret_cast<uv_handle_t*>(&w->handle),
-           [](uv_handle_t* h) { delete static_cast<Watch*>(h->data); });
+  uv_close(reinterpret_cast<uv_handle_t*>(&w->handle), [](uv_handle_t* h) { delete static_cast<Watch*>(h->data); });
 }
 
 void UvEventLoop::defer(std::function<void()> task) {

@@ -13,8 +13,14 @@ constexpr uint64_t kFeatureSize = 1ull << 0, kFeatureMultiport = 1ull << 1, kFea
 
 // Control events (virtio spec 5.3.6.2; names as in Linux).
 enum ControlEvent : uint16_t {
-  kDeviceReady = 0, kPortAdd = 1, kPortRemove = 2, kPortReady = 3,
-  kConsolePort = 4, kResize = 5, kPortOpen = 6, kPortName = 7,
+  kDeviceReady = 0,
+  kPortAdd = 1,
+  kPortRemove = 2,
+  kPortReady = 3,
+  kConsolePort = 4,
+  kResize = 5,
+  kPortOpen = 6,
+  kPortName = 7,
 };
 constexpr unsigned kCtrlRx = 2, kCtrlTx = 3;
 constexpr size_t kControlHeader = 8;  // le32 id, le16 event, le16 value
@@ -27,7 +33,10 @@ constexpr unsigned kEmergSource = 1000;  // limiter key of emergency writes (not
 constexpr uint64_t kBatchBytes = 4u << 20;
 constexpr uint64_t kMaxChainBytes = 4u << 20;
 
-void putLe16(uint8_t* p, uint16_t v) { p[0] = static_cast<uint8_t>(v); p[1] = static_cast<uint8_t>(v >> 8); }
+void putLe16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v);
+  p[1] = static_cast<uint8_t>(v >> 8);
+}
 void putLe32(uint8_t* p, uint32_t v) {
   putLe16(p, static_cast<uint16_t>(v));
   putLe16(p + 2, static_cast<uint16_t>(v >> 16));
@@ -75,11 +84,11 @@ ConsoleDevice::Port* ConsoleDevice::portOfQueue(unsigned index) {
 // ---------------------------------------------------------------- host side
 
 bool ConsoleDevice::addPort(uint32_t nr, const std::string* name, bool console, std::string& err) {
-  if (nr >= config_.maxPorts) return err = strfmt("port %u: nr is not below max_nr_ports %u", nr, config_.maxPorts), false;
+  if (nr >= config_.maxPorts)
+    return err = strfmt("port %u: nr is not below max_nr_ports %u", nr, config_.maxPorts), false;
   if (!config_.multiport && nr != 0)
     return err = strfmt("port %u: without multiport the device has only port 0", nr), false;
-  if (!config_.multiport && !console)
-    return err = "port 0: without multiport the only port is the console", false;
+  if (!config_.multiport && !console) return err = "port 0: without multiport the only port is the console", false;
   if (ports_.count(nr)) return err = strfmt("port %u already exists", nr), false;
   if (name) {
     if (name->empty() || name->size() > kMaxNameLen || name->find('\0') != std::string::npos)
@@ -161,7 +170,7 @@ size_t ConsoleDevice::write(uint32_t nr, const uint8_t* data, size_t len) {
     if (r < 0 || spent || done == len || !q->rearm()) break;
   }
   if (r < 0) return done;  // the queue is broken: the connection is being ended
-  q->flush();  // one used-index update and at most one interrupt per write
+  q->flush();              // one used-index update and at most one interrupt per write
   if (done < len) {
     p->wantWritable = true;
     // Out of budget with buffers left: come back from the loop to report them writable.
@@ -201,7 +210,10 @@ bool ConsoleDevice::writeConfig(uint32_t offset, const uint8_t* data, uint32_t l
   Port* target = findPort(0);
   if (!target || !target->console)
     for (auto& [nr, p] : ports_)
-      if (p.console) { target = &p; break; }
+      if (p.console) {
+        target = &p;
+        break;
+      }
   if (!target) {
     guestLog(kEmergSource, LogLevel::Debug, "emergency write with no console port: dropped");
     return true;
@@ -286,8 +298,8 @@ void ConsoleDevice::drainOutput(unsigned index, Port* port) {
       uint64_t chainBytes = 0;
       for (const Segment& s : chain_.segs) chainBytes += s.writable ? 0 : s.len;
       if (chainBytes > kMaxChainBytes)
-        return t_->fail(strfmt("queue %u: chain %u carries %llu bytes, more than the %llu a console buffer may",
-                               index, chain_.head, (unsigned long long)chainBytes, (unsigned long long)kMaxChainBytes));
+        return t_->fail(strfmt("queue %u: chain %u carries %llu bytes, more than the %llu a console buffer may", index,
+                               chain_.head, (unsigned long long)chainBytes, (unsigned long long)kMaxChainBytes));
       if (chainBytes == 0) {
         q->fault(strfmt("transmit chain %u carries no bytes", chain_.head));
         return;
@@ -330,7 +342,8 @@ void ConsoleDevice::handleControlOutput() {
       }
       q->push(chain_.head, 0);
       if (have < sizeof msg) {
-        guestLog(kCtrlTx, LogLevel::Warn, "control message of %zu bytes is shorter than %zu: ignored", have, sizeof msg);
+        guestLog(kCtrlTx, LogLevel::Warn, "control message of %zu bytes is shorter than %zu: ignored", have,
+                 sizeof msg);
         continue;
       }
       uint32_t id;
@@ -365,7 +378,8 @@ void ConsoleDevice::handleControl(uint32_t id, uint16_t event, uint16_t value) {
   Port* p = event == kDeviceReady ? nullptr : findPort(id);
   switch (event) {
     case kDeviceReady:
-      if (value != 1) return guestLog(kCtrlTx, LogLevel::Error, "guest driver reports that device set-up failed (DEVICE_READY 0)");
+      if (value != 1)
+        return guestLog(kCtrlTx, LogLevel::Error, "guest driver reports that device set-up failed (DEVICE_READY 0)");
       if (driverReady_) {
         // Linux sends DEVICE_READY once per probe: a second one is a new driver instance (the
         // guest rebooted behind a front-end that only stopped and restarted the rings), so the
@@ -417,7 +431,8 @@ void ConsoleDevice::sendResize(const Port& port) {
 
 void ConsoleDevice::sendControl(uint32_t id, uint16_t event, uint16_t value, const uint8_t* extra, size_t extraLen) {
   if (control_.size() >= kMaxPendingControl) {
-    guestLog(kCtrlRx, LogLevel::Error, "control queue full (%zu messages waiting for guest buffers): dropped event %u for port %u",
+    guestLog(kCtrlRx, LogLevel::Error,
+             "control queue full (%zu messages waiting for guest buffers): dropped event %u for port %u",
              control_.size(), event, id);
     return;
   }

@@ -27,8 +27,8 @@ struct ConsoleEvents : BackendEvents {
 };
 
 struct ConsoleConfig {
-  uint32_t maxPorts = 1;   // max_nr_ports
-  bool multiport = true;   // offer VIRTIO_CONSOLE_F_MULTIPORT
+  uint32_t maxPorts = 1;  // max_nr_ports
+  bool multiport = true;  // offer VIRTIO_CONSOLE_F_MULTIPORT
   uint16_t cols = 80, rows = 24;
   bool resizeColsFirst = false;  // RESIZE payload order; Linux <= 6.14 reads rows first
 };

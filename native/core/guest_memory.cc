@@ -42,9 +42,9 @@ bool GuestMemory::add(const RegionDesc& d, UniqueFd fd, std::string& err) {
   }
   if (d.size == 0 || d.guestAddr + d.size < d.guestAddr || d.userAddr + d.size < d.userAddr ||
       d.mmapOffset + d.size < d.mmapOffset || d.mmapOffset + d.size > SIZE_MAX) {
-    err = strfmt("bad memory region: guest 0x%llx size 0x%llx user 0x%llx offset 0x%llx",
-                 (unsigned long long)d.guestAddr, (unsigned long long)d.size,
-                 (unsigned long long)d.userAddr, (unsigned long long)d.mmapOffset);
+    err =
+        strfmt("bad memory region: guest 0x%llx size 0x%llx user 0x%llx offset 0x%llx", (unsigned long long)d.guestAddr,
+               (unsigned long long)d.size, (unsigned long long)d.userAddr, (unsigned long long)d.mmapOffset);
     return false;
   }
   // Touching a mapping beyond the end of its file raises SIGBUS: a region must lie within its
@@ -55,9 +55,11 @@ bool GuestMemory::add(const RegionDesc& d, UniqueFd fd, std::string& err) {
     return false;
   }
   if (S_ISREG(st.st_mode) && d.mmapOffset + d.size > static_cast<uint64_t>(st.st_size)) {
-    err = strfmt("memory region guest 0x%llx size 0x%llx at offset 0x%llx extends beyond the end of its file "
-                 "(0x%llx bytes)", (unsigned long long)d.guestAddr, (unsigned long long)d.size,
-                 (unsigned long long)d.mmapOffset, (unsigned long long)st.st_size);
+    err = strfmt(
+        "memory region guest 0x%llx size 0x%llx at offset 0x%llx extends beyond the end of its file "
+        "(0x%llx bytes)",
+        (unsigned long long)d.guestAddr, (unsigned long long)d.size, (unsigned long long)d.mmapOffset,
+        (unsigned long long)st.st_size);
     return false;
   }
   // Map only the region: from its offset rounded down to what mmap accepts, so the unused
@@ -73,11 +75,11 @@ bool GuestMemory::add(const RegionDesc& d, UniqueFd fd, std::string& err) {
     return false;
   }
   size_t len = static_cast<size_t>((span + align - 1) & ~(align - 1));
-  Mapping map = Mapping::map(len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd.get(),
-                             static_cast<off_t>(start));
+  Mapping map =
+      Mapping::map(len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd.get(), static_cast<off_t>(start));
   if (!map) {
-    err = strfmt("cannot map memory region guest 0x%llx size 0x%llx: %s",
-                 (unsigned long long)d.guestAddr, (unsigned long long)d.size, strerror(errno));
+    err = strfmt("cannot map memory region guest 0x%llx size 0x%llx: %s", (unsigned long long)d.guestAddr,
+                 (unsigned long long)d.size, strerror(errno));
     return false;
   }
   SigbusGuard guard(map.get(), map.size());
@@ -100,8 +102,8 @@ bool GuestMemory::remove(const RegionDesc& d, std::string& err) {
       return true;
     }
   }
-  err = strfmt("no memory region at guest 0x%llx size 0x%llx user 0x%llx",
-               (unsigned long long)d.guestAddr, (unsigned long long)d.size, (unsigned long long)d.userAddr);
+  err = strfmt("no memory region at guest 0x%llx size 0x%llx user 0x%llx", (unsigned long long)d.guestAddr,
+               (unsigned long long)d.size, (unsigned long long)d.userAddr);
   return false;
 }
 

@@ -15,7 +15,7 @@ namespace vhc {
 
 // One region as vhost-user describes it (VhostUserMemoryRegion).
 struct RegionDesc {
-  uint64_t guestAddr;   // guest-physical start
+  uint64_t guestAddr;  // guest-physical start
   uint64_t size;
   uint64_t userAddr;    // the front-end's virtual address of the same bytes
   uint64_t mmapOffset;  // where the region starts inside the fd

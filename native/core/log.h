@@ -26,7 +26,8 @@ struct LogSink {
 // next line let through says how many were suppressed. One limiter per source (device queue).
 class LogLimiter {
  public:
-  explicit LogLimiter(unsigned burst = 10, unsigned perSecond = 1) : burst_(burst), perSecond_(perSecond), tokens_(burst) {}
+  explicit LogLimiter(unsigned burst = 10, unsigned perSecond = 1)
+      : burst_(burst), perSecond_(perSecond), tokens_(burst) {}
   // True if a line may be logged now; `suppressed` is then the count dropped since the last one.
   bool admit(uint64_t& suppressed);
   // For tests: the clock in nanoseconds (CLOCK_MONOTONIC by default).

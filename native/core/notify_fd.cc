@@ -40,12 +40,8 @@ bool NotifyFd::signal() {
   uint64_t one = 1;
   ssize_t n;
   switch (kind_) {
-    case Kind::Socket:
-      n = ::send(fd_.get(), &one, sizeof one, MSG_DONTWAIT | MSG_NOSIGNAL);
-      break;
-    case Kind::Own:
-      n = ::write(own_.get(), &one, sizeof one);
-      break;
+    case Kind::Socket: n = ::send(fd_.get(), &one, sizeof one, MSG_DONTWAIT | MSG_NOSIGNAL); break;
+    case Kind::Own: n = ::write(own_.get(), &one, sizeof one); break;
     default:
       if (!ready(POLLOUT)) return false;
       n = ::write(fd_.get(), &one, sizeof one);
@@ -57,16 +53,15 @@ bool NotifyFd::signal() {
 ssize_t NotifyFd::drain(uint64_t& value) {
   if (!fd_) return errno = EBADF, -1;
   switch (kind_) {
-    case Kind::Socket:
-      return ::recv(fd_.get(), &value, sizeof value, MSG_DONTWAIT);
-    case Kind::Own:
-      return ::read(own_.get(), &value, sizeof value);
+    case Kind::Socket: return ::recv(fd_.get(), &value, sizeof value, MSG_DONTWAIT);
+    case Kind::Own: return ::read(own_.get(), &value, sizeof value);
     default:
       if (!ready(POLLIN)) {
         // Readable per the loop but not now: either someone else read it meanwhile, or an
         // error/hang-up condition that read() reports.
         pollfd p{fd_.get(), POLLIN, 0};
-        if (::poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP | POLLNVAL))) return ::read(fd_.get(), &value, 0) < 0 ? -1 : 0;
+        if (::poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)))
+          return ::read(fd_.get(), &value, 0) < 0 ? -1 : 0;
         return errno = EAGAIN, -1;
       }
       return ::read(fd_.get(), &value, sizeof value);

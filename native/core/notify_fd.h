@@ -24,7 +24,10 @@ class NotifyFd {
 
   int get() const { return fd_.get(); }
   bool valid() const { return fd_.valid(); }
-  void reset() { own_.reset(); fd_.reset(); }
+  void reset() {
+    own_.reset();
+    fd_.reset();
+  }
 
   // Adds 1 to an eventfd (writes the 8-byte value 1). False if it would block (a saturated
   // eventfd, a full pipe: the peer has a notification pending anyway) or failed.

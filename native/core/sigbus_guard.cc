@@ -79,7 +79,8 @@ SigbusGuard::SigbusGuard(void* addr, size_t len) {
     g_slots[i].start.store(reinterpret_cast<uintptr_t>(addr), std::memory_order_relaxed);
     g_slots[i].len.store(len, std::memory_order_release);
     int hw = g_highWater.load();
-    while (hw < i + 1 && !g_highWater.compare_exchange_weak(hw, i + 1)) {}
+    while (hw < i + 1 && !g_highWater.compare_exchange_weak(hw, i + 1)) {
+    }
     slot_ = i;
     return;
   }
@@ -106,9 +107,7 @@ void SigbusGuard::release() {
   slot_ = -1;
 }
 
-bool SigbusGuard::poisoned() const {
-  return slot_ >= 0 && g_slots[slot_].poisoned.load(std::memory_order_acquire);
-}
+bool SigbusGuard::poisoned() const { return slot_ >= 0 && g_slots[slot_].poisoned.load(std::memory_order_acquire); }
 
 unsigned long SigbusGuard::absorbed() { return g_absorbed.load(std::memory_order_relaxed); }
 

@@ -44,8 +44,7 @@ class Mapping {
  public:
   Mapping() = default;
   ~Mapping() { reset(); }
-  Mapping(Mapping&& other) noexcept
-      : addr_(std::exchange(other.addr_, nullptr)), len_(std::exchange(other.len_, 0)) {}
+  Mapping(Mapping&& other) noexcept : addr_(std::exchange(other.addr_, nullptr)), len_(std::exchange(other.len_, 0)) {}
   Mapping& operator=(Mapping&& other) noexcept {
     if (this != &other) {
       reset();

@@ -11,12 +11,31 @@ namespace vhc {
 namespace {
 
 enum Request : uint32_t {
-  kGetFeatures = 1, kSetFeatures = 2, kSetOwner = 3, kResetOwner = 4, kSetMemTable = 5,
-  kSetVringNum = 8, kSetVringAddr = 9, kSetVringBase = 10, kGetVringBase = 11,
-  kSetVringKick = 12, kSetVringCall = 13, kSetVringErr = 14,
-  kGetProtocolFeatures = 15, kSetProtocolFeatures = 16, kGetQueueNum = 17, kSetVringEnable = 18,
-  kSetBackendReqFd = 21, kGetConfig = 24, kSetConfig = 25, kResetDevice = 34,
-  kGetMaxMemSlots = 36, kAddMemReg = 37, kRemMemReg = 38, kSetStatus = 39, kGetStatus = 40,
+  kGetFeatures = 1,
+  kSetFeatures = 2,
+  kSetOwner = 3,
+  kResetOwner = 4,
+  kSetMemTable = 5,
+  kSetVringNum = 8,
+  kSetVringAddr = 9,
+  kSetVringBase = 10,
+  kGetVringBase = 11,
+  kSetVringKick = 12,
+  kSetVringCall = 13,
+  kSetVringErr = 14,
+  kGetProtocolFeatures = 15,
+  kSetProtocolFeatures = 16,
+  kGetQueueNum = 17,
+  kSetVringEnable = 18,
+  kSetBackendReqFd = 21,
+  kGetConfig = 24,
+  kSetConfig = 25,
+  kResetDevice = 34,
+  kGetMaxMemSlots = 36,
+  kAddMemReg = 37,
+  kRemMemReg = 38,
+  kSetStatus = 39,
+  kGetStatus = 40,
 };
 constexpr uint32_t kBackendConfigChange = 2;  // back-end -> front-end request
 
@@ -28,10 +47,10 @@ constexpr unsigned kMaxFds = 8;
 constexpr unsigned kMessagesPerWakeup = 64;  // then yield to the loop (level-triggered)
 
 constexpr uint64_t kProtoMq = 1ull << 0, kProtoReplyAck = 1ull << 3, kProtoBackendReq = 1ull << 5,
-                   kProtoConfig = 1ull << 9, kProtoResetDevice = 1ull << 13,
-                   kProtoMemSlots = 1ull << 15, kProtoStatus = 1ull << 16;
-constexpr uint64_t kOfferedProtocol = kProtoMq | kProtoReplyAck | kProtoBackendReq | kProtoConfig |
-                                      kProtoResetDevice | kProtoMemSlots | kProtoStatus;
+                   kProtoConfig = 1ull << 9, kProtoResetDevice = 1ull << 13, kProtoMemSlots = 1ull << 15,
+                   kProtoStatus = 1ull << 16;
+constexpr uint64_t kOfferedProtocol =
+    kProtoMq | kProtoReplyAck | kProtoBackendReq | kProtoConfig | kProtoResetDevice | kProtoMemSlots | kProtoStatus;
 
 // Name and payload size bounds of each request we implement. Requests without a payload
 // accept 0 or 8 bytes (some front-ends send an unused u64).
@@ -46,7 +65,7 @@ constexpr RequestInfo kRequests[] = {
     {kSetFeatures, "SET_FEATURES", 8, 8},
     {kSetOwner, "SET_OWNER", 0, 8},
     {kResetOwner, "RESET_OWNER", 0, 8},
-    {kSetMemTable, "SET_MEM_TABLE", 8, 8 + kMaxMemTableRegions * kRegionSize},
+    {kSetMemTable, "SET_MEM_TABLE", 8, 8 + kMaxMemTableRegions* kRegionSize},
     {kSetVringNum, "SET_VRING_NUM", kVringState, kVringState},
     {kSetVringAddr, "SET_VRING_ADDR", kVringAddr, kVringAddr},
     {kSetVringBase, "SET_VRING_BASE", kVringState, kVringState},
@@ -132,8 +151,8 @@ struct VhostUserConnection::Fds {
   }
 };
 
-VhostUserConnection::VhostUserConnection(UniqueFd fd, VhostUserDevice& device, EventLoop& loop,
-                                         BackendEvents& events, EndFn onEnd)
+VhostUserConnection::VhostUserConnection(UniqueFd fd, VhostUserDevice& device, EventLoop& loop, BackendEvents& events,
+                                         EndFn onEnd)
     : fd_(std::move(fd)), device_(device), loop_(loop), events_(events), onEnd_(std::move(onEnd)) {
   payload_.resize(kMaxPayload);
   for (unsigned i = 0; i < device_.queueCount(); ++i)
@@ -219,15 +238,13 @@ bool VhostUserConnection::readMessages(std::string& reason, bool& error) {
       // of a message sent a byte at a time would otherwise pile up to the process's fd limit.
       if (pendingFds_.size() > kMaxFds) {
         reason = strfmt("%s: more than %u file descriptors in one message (%zu so far)",
-                        inHeader ? "message" : requestName(hdr_.request).c_str(),
-                        kMaxFds, pendingFds_.size());
+                        inHeader ? "message" : requestName(hdr_.request).c_str(), kMaxFds, pendingFds_.size());
         pendingFds_.clear();
         error = true;
         return false;
       }
       if (mh.msg_flags & MSG_CTRUNC) {
-        reason = strfmt("%s: more than %u file descriptors in one message",
-                        requestName(hdr_.request).c_str(), kMaxFds);
+        reason = strfmt("%s: more than %u file descriptors in one message", requestName(hdr_.request).c_str(), kMaxFds);
         error = true;
         return false;
       }
@@ -241,8 +258,8 @@ bool VhostUserConnection::readMessages(std::string& reason, bool& error) {
       if (hdrHave_ == 0) {
         reason = "front-end closed the connection";
       } else if (inHeader) {
-        reason = strfmt("front-end closed the connection mid-message: short header (%zu of %zu bytes)",
-                        hdrHave_, sizeof(Header));
+        reason = strfmt("front-end closed the connection mid-message: short header (%zu of %zu bytes)", hdrHave_,
+                        sizeof(Header));
         error = true;
       } else {
         reason = strfmt("front-end closed the connection mid-message: %s payload has %zu of %u bytes",
@@ -317,8 +334,8 @@ bool VhostUserConnection::reply(const void* payload, uint32_t size) {
     ssize_t n = ::send(fd_.get(), buf + done, total - done, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      events_.log(LogLevel::Error, strfmt("vhost-user %s: cannot send the reply: %s",
-                                          requestName(hdr_.request).c_str(), n < 0 ? strerror(errno) : "short write"));
+      events_.log(LogLevel::Error, strfmt("vhost-user %s: cannot send the reply: %s", requestName(hdr_.request).c_str(),
+                                          n < 0 ? strerror(errno) : "short write"));
       return false;
     }
     done += static_cast<size_t>(n);
@@ -328,8 +345,10 @@ bool VhostUserConnection::reply(const void* payload, uint32_t size) {
 
 Virtqueue* VhostUserConnection::queueArg(uint32_t index, std::string& err) {
   if (index < queues_.size()) return queues_[index].get();
-  err = strfmt("queue index %u out of range: the device has %zu queues (the front-end's queue count, "
-               "e.g. QEMU num_vqs, must not exceed it)", index, queues_.size());
+  err = strfmt(
+      "queue index %u out of range: the device has %zu queues (the front-end's queue count, "
+      "e.g. QEMU num_vqs, must not exceed it)",
+      index, queues_.size());
   return nullptr;
 }
 
@@ -392,15 +411,14 @@ VhostUserConnection::Result VhostUserConnection::dispatch(Fds& fds, std::string&
   Virtqueue* q = nullptr;
 
   switch (hdr_.request) {
-    case kGetFeatures:
-      result = sendU64(device_.features());
-      break;
+    case kGetFeatures: result = sendU64(device_.features()); break;
     case kSetFeatures: {
       uint64_t f = u64();
       uint64_t extra = f & ~device_.features();
       if (extra)
-        events_.log(LogLevel::Warn, strfmt("SET_FEATURES: front-end acked features 0x%llx that were not offered; ignored",
-                                           (unsigned long long)extra));
+        events_.log(LogLevel::Warn,
+                    strfmt("SET_FEATURES: front-end acked features 0x%llx that were not offered; ignored",
+                           (unsigned long long)extra));
       acked_ = f & device_.features();
       for (auto& vq : queues_) {
         vq->setEventIdx(acked_ & kFeatureEventIdx);
@@ -414,31 +432,16 @@ VhostUserConnection::Result VhostUserConnection::dispatch(Fds& fds, std::string&
         }
       break;
     }
-    case kGetProtocolFeatures:
-      result = sendU64(kOfferedProtocol);
-      break;
-    case kSetProtocolFeatures:
-      protocolAcked_ = u64() & kOfferedProtocol;
-      break;
-    case kSetOwner:
-      break;
+    case kGetProtocolFeatures: result = sendU64(kOfferedProtocol); break;
+    case kSetProtocolFeatures: protocolAcked_ = u64() & kOfferedProtocol; break;
+    case kSetOwner: break;
     case kResetOwner:
-    case kResetDevice:
-      resetDevice();
-      break;
-    case kGetQueueNum:
-      result = sendU64(queues_.size());
-      break;
-    case kGetMaxMemSlots:
-      result = sendU64(GuestMemory::kMaxRegions);
-      break;
-    case kSetMemTable:
-      result = handleMemTable(fds, err);
-      break;
+    case kResetDevice: resetDevice(); break;
+    case kGetQueueNum: result = sendU64(queues_.size()); break;
+    case kGetMaxMemSlots: result = sendU64(GuestMemory::kMaxRegions); break;
+    case kSetMemTable: result = handleMemTable(fds, err); break;
     case kAddMemReg:
-    case kRemMemReg:
-      result = handleMemReg(hdr_.request == kAddMemReg, fds, err);
-      break;
+    case kRemMemReg: result = handleMemReg(hdr_.request == kAddMemReg, fds, err); break;
     case kSetVringNum:
       if (!state(q)) return Result::Fatal;
       if (!q->setNum(readAt<uint32_t>(p, 4), err)) return Result::Fatal;
@@ -465,9 +468,7 @@ VhostUserConnection::Result VhostUserConnection::dispatch(Fds& fds, std::string&
     }
     case kSetVringKick:
     case kSetVringCall:
-    case kSetVringErr:
-      result = handleVringFd(fds, err);
-      break;
+    case kSetVringErr: result = handleVringFd(fds, err); break;
     case kSetVringEnable:
       if (!state(q)) return Result::Fatal;
       q->enabled = readAt<uint32_t>(p, 4) != 0;
@@ -477,20 +478,15 @@ VhostUserConnection::Result VhostUserConnection::dispatch(Fds& fds, std::string&
       if (fds.count() != 1) return err = strfmt("needs 1 file descriptor, got %zu", fds.count()), Result::Fatal;
       backendFd_ = fds.take(0);
       break;
-    case kGetConfig:
-      return handleGetConfig(err);
-    case kSetConfig:
-      result = handleSetConfig(err);
-      break;
+    case kGetConfig: return handleGetConfig(err);
+    case kSetConfig: result = handleSetConfig(err); break;
     case kSetStatus: {
       uint8_t s = static_cast<uint8_t>(u64());
       if (s == 0) resetDevice();
       status_ = s;
       break;
     }
-    case kGetStatus:
-      result = sendU64(status_);
-      break;
+    case kGetStatus: result = sendU64(status_); break;
     default:
       // We cannot know whether an unknown request expects a reply; one that asked for an
       // ack gets a failure ack and the connection goes on, any other ends it.
@@ -510,8 +506,7 @@ VhostUserConnection::Result VhostUserConnection::handleMemTable(Fds& fds, std::s
   if (n > kMaxMemTableRegions || hdr_.size != 8 + n * kRegionSize)
     return err = strfmt("%u regions in a payload of %u bytes (max %u regions)", n, hdr_.size, kMaxMemTableRegions),
            Result::Fatal;
-  if (fds.count() != n)
-    return err = strfmt("%u regions but %zu file descriptors", n, fds.count()), Result::Fatal;
+  if (fds.count() != n) return err = strfmt("%u regions but %zu file descriptors", n, fds.count()), Result::Fatal;
   // A new table replaces the old one entirely; rings translate again on next use.
   mem_.clear();
   for (uint32_t i = 0; i < n; ++i) {
@@ -538,7 +533,8 @@ VhostUserConnection::Result VhostUserConnection::handleVringFd(Fds& fds, std::st
   Virtqueue* q = queueArg(static_cast<uint32_t>(v & 0xff), err);
   if (!q) return Result::Fatal;
   bool noFd = v & 0x100;
-  if (!noFd && fds.count() != 1) return err = strfmt("queue %u: needs 1 file descriptor, got %zu", q->index(), fds.count()), Result::Fatal;
+  if (!noFd && fds.count() != 1)
+    return err = strfmt("queue %u: needs 1 file descriptor, got %zu", q->index(), fds.count()), Result::Fatal;
   UniqueFd fd = noFd ? UniqueFd() : fds.take(0);
   unsigned index = q->index();
   switch (hdr_.request) {
@@ -549,19 +545,16 @@ VhostUserConnection::Result VhostUserConnection::handleVringFd(Fds& fds, std::st
       q->setKickFd(std::move(fd));
       if (q->kickFd() >= 0) {
         loop_.watch(q->kickFd(), [this, index] { onKick(index); });
-      }
-      else events_.log(LogLevel::Warn, strfmt("queue %u: no kick fd (polling mode is not supported); "
-                                              "the queue is served only on other events", index));
+      } else
+        events_.log(LogLevel::Warn, strfmt("queue %u: no kick fd (polling mode is not supported); "
+                                           "the queue is served only on other events",
+                                           index));
       // The ring is started by its kick fd (vhost-user "ring states").
       q->started = true;
       maybeStart(index);
       break;
-    case kSetVringCall:
-      q->setCallFd(std::move(fd));
-      break;
-    default:
-      q->setErrFd(std::move(fd));
-      break;
+    case kSetVringCall: q->setCallFd(std::move(fd)); break;
+    default: q->setErrFd(std::move(fd)); break;
   }
   return Result::Ok;
 }
@@ -604,24 +597,26 @@ void VhostUserConnection::trace(size_t fdCount) {
     uint32_t a = readAt<uint32_t>(payload_, 0), b = readAt<uint32_t>(payload_, 4);
     args = strfmt(" {%u, %u}", a, b);
   } else if (hdr_.size == kVringAddr) {
-    args = strfmt(" {%u, flags %u, desc 0x%llx, used 0x%llx, avail 0x%llx}", readAt<uint32_t>(payload_, 0),
-                  readAt<uint32_t>(payload_, 4), (unsigned long long)readAt<uint64_t>(payload_, 8),
-                  (unsigned long long)readAt<uint64_t>(payload_, 16), (unsigned long long)readAt<uint64_t>(payload_, 24));
+    args =
+        strfmt(" {%u, flags %u, desc 0x%llx, used 0x%llx, avail 0x%llx}", readAt<uint32_t>(payload_, 0),
+               readAt<uint32_t>(payload_, 4), (unsigned long long)readAt<uint64_t>(payload_, 8),
+               (unsigned long long)readAt<uint64_t>(payload_, 16), (unsigned long long)readAt<uint64_t>(payload_, 24));
   } else if (hdr_.size >= 12 && (hdr_.request == kGetConfig || hdr_.request == kSetConfig)) {
     args = strfmt(" {offset %u, size %u}", readAt<uint32_t>(payload_, 0), readAt<uint32_t>(payload_, 4));
   } else if (hdr_.size > 0) {
     args = strfmt(" (%u bytes)", hdr_.size);
   }
-  events_.log(LogLevel::Debug, strfmt("vhost-user <- %s flags 0x%x%s%s%s", requestName(hdr_.request).c_str(), hdr_.flags,
-                                      args.c_str(), fdCount ? strfmt(", %zu fd%s", fdCount, fdCount > 1 ? "s" : "").c_str() : "",
-                                      suppressed ? strfmt(" (%llu messages not traced)", (unsigned long long)suppressed).c_str() : ""));
+  events_.log(LogLevel::Debug,
+              strfmt("vhost-user <- %s flags 0x%x%s%s%s", requestName(hdr_.request).c_str(), hdr_.flags, args.c_str(),
+                     fdCount ? strfmt(", %zu fd%s", fdCount, fdCount > 1 ? "s" : "").c_str() : "",
+                     suppressed ? strfmt(" (%llu messages not traced)", (unsigned long long)suppressed).c_str() : ""));
 }
 
 void VhostUserConnection::warn(const std::string& line) {
   uint64_t suppressed = 0;
   if (!warnLimit_.admit(suppressed)) return;
-  events_.log(LogLevel::Warn, suppressed ? line + strfmt(" (%llu similar messages suppressed)", (unsigned long long)suppressed)
-                                         : line);
+  events_.log(LogLevel::Warn,
+              suppressed ? line + strfmt(" (%llu similar messages suppressed)", (unsigned long long)suppressed) : line);
 }
 
 bool VhostUserConnection::notifyConfigChange() {
@@ -629,8 +624,8 @@ bool VhostUserConnection::notifyConfigChange() {
   Header h{kBackendConfigChange, kVersion, 0};
   ssize_t n = ::send(backendFd_.get(), &h, sizeof h, MSG_NOSIGNAL | MSG_DONTWAIT);
   if (n != static_cast<ssize_t>(sizeof h)) {
-    events_.log(LogLevel::Warn, strfmt("back-end channel: cannot send CONFIG_CHANGE_MSG: %s",
-                                       n < 0 ? strerror(errno) : "short write"));
+    events_.log(LogLevel::Warn,
+                strfmt("back-end channel: cannot send CONFIG_CHANGE_MSG: %s", n < 0 ? strerror(errno) : "short write"));
     return false;
   }
   return true;

@@ -108,7 +108,7 @@ class VhostUserConnection : public DeviceTransport {
   Result handleGetConfig(std::string& err);
   Result handleSetConfig(std::string& err);
   void warn(const std::string& line);  // rate-limited
-  void trace(size_t fdCount);  // the request being handled, at debug level
+  void trace(size_t fdCount);          // the request being handled, at debug level
 
   const UniqueFd fd_;  // declared first: closed last, after everything it carried
   VhostUserDevice& device_;
@@ -124,7 +124,7 @@ class VhostUserConnection : public DeviceTransport {
   uint64_t acked_ = 0;
   uint64_t protocolAcked_ = 0;
   uint8_t status_ = 0;
-  LogLimiter warnLimit_;  // warn lines a front-end can trigger per message
+  LogLimiter warnLimit_;            // warn lines a front-end can trigger per message
   LogLimiter traceLimit_{512, 64};  // the debug trace of every request
   UniqueFd backendFd_;
 

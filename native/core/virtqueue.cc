@@ -94,15 +94,19 @@ bool Virtqueue::translate(std::string& err) {
   uint8_t* u = mem_.fromUser(usedUser_, usedLen);
   if (!d || !a || !u) {
     err = strfmt("ring address outside guest memory (%s 0x%llx, queue size %u)",
-                 !d ? "descriptor table" : !a ? "avail ring" : "used ring",
-                 (unsigned long long)(!d ? descUser_ : !a ? availUser_ : usedUser_), num_);
+                 !d   ? "descriptor table"
+                 : !a ? "avail ring"
+                      : "used ring",
+                 (unsigned long long)(!d   ? descUser_
+                                      : !a ? availUser_
+                                           : usedUser_),
+                 num_);
     return false;
   }
   if ((reinterpret_cast<uintptr_t>(d) & 15) || (reinterpret_cast<uintptr_t>(a) & 1) ||
       (reinterpret_cast<uintptr_t>(u) & 3)) {
-    err = strfmt("misaligned ring (desc 0x%llx, avail 0x%llx, used 0x%llx)",
-                 (unsigned long long)descUser_, (unsigned long long)availUser_,
-                 (unsigned long long)usedUser_);
+    err = strfmt("misaligned ring (desc 0x%llx, avail 0x%llx, used 0x%llx)", (unsigned long long)descUser_,
+                 (unsigned long long)availUser_, (unsigned long long)usedUser_);
     return false;
   }
   desc_ = d;
@@ -145,8 +149,9 @@ int Virtqueue::fault(const std::string& what) {
     errFd_.signal();
     // What the ring showed after a SIGBUS was absorbed is zeros, not the guest's doing.
     onFault_(strfmt("queue %u: %s", index_,
-                    mem_.poisoned() ? "guest memory was truncated by the front-end (its file shrank under a mapped region)"
-                                    : what.c_str()));
+                    mem_.poisoned()
+                        ? "guest memory was truncated by the front-end (its file shrank under a mapped region)"
+                        : what.c_str()));
   }
   return -1;
 }
@@ -160,8 +165,8 @@ int Virtqueue::pop(Chain& out) {
     std::atomic_thread_fence(std::memory_order_acquire);
     uint16_t pending = static_cast<uint16_t>(availSeen_ - lastAvail_);
     if (pending > num_)
-      return fault(strfmt("avail index %u is %u ahead of the last seen %u (queue size %u)",
-                          availSeen_, pending, lastAvail_, num_));
+      return fault(strfmt("avail index %u is %u ahead of the last seen %u (queue size %u)", availSeen_, pending,
+                          lastAvail_, num_));
     if (pending == 0) return 0;
   }
   uint16_t head = load16(avail_ + 2 + (lastAvail_ & (num_ - 1)));
@@ -207,8 +212,8 @@ int Virtqueue::pop(Chain& out) {
     if (d.len != 0) {
       uint8_t* p = mem_.fromGuest(d.addr, d.len);
       if (!p)
-        return fault(strfmt("chain %u: buffer 0x%llx+%u is outside guest memory", head,
-                            (unsigned long long)d.addr, d.len));
+        return fault(
+            strfmt("chain %u: buffer 0x%llx+%u is outside guest memory", head, (unsigned long long)d.addr, d.len));
       out.segs.push_back({p, d.len, (d.flags & kDescWrite) != 0});
     }
     if (!(d.flags & kDescNext)) break;
@@ -227,7 +232,8 @@ void Virtqueue::push(uint16_t head, uint32_t len) {
 
 void Virtqueue::flush() {
   if (broken_ || mappedGen_ != mem_.generation() || usedIdx_ == publishedUsed_) return;
-  if (mem_.poisoned()) return (void)fault("guest memory was truncated by the front-end (its file shrank under a mapped region)");
+  if (mem_.poisoned())
+    return (void)fault("guest memory was truncated by the front-end (its file shrank under a mapped region)");
   // The used elements must be visible before the index that publishes them.
   std::atomic_thread_fence(std::memory_order_release);
   store16(reinterpret_cast<uint16_t*>(used_ + 2), usedIdx_);

@@ -1,8 +1,8 @@
 // One split virtqueue (virtio 1.x, 2.7), as the device sees it. Everything read from the ring
 // is guest-controlled: indices are bounded, chains are bounded by the table they walk (a longer
 // chain can only be a loop) and by the queue size (indirect entries included), indirect tables
-// are validated, and every buffer must lie in guest memory. A violation makes the queue "broken": it reports once through onFault and refuses
-// all further work, so the connection can be ended cleanly instead of the process crashing.
+// are validated, and every buffer must lie in guest memory. A violation makes the queue "broken": it reports once
+// through onFault and refuses all further work, so the connection can be ended cleanly instead of the process crashing.
 #pragma once
 
 #include <cstdint>
@@ -40,7 +40,10 @@ class Virtqueue {
   // --- configuration from the front-end (vhost-user SET_VRING_*) ---
   bool setNum(uint32_t num, std::string& err);
   void setAddr(uint64_t descUser, uint64_t availUser, uint64_t usedUser);
-  void setBase(uint16_t base) { lastAvail_ = availSeen_ = base; unmap(); }
+  void setBase(uint16_t base) {
+    lastAvail_ = availSeen_ = base;
+    unmap();
+  }
   uint16_t base() const { return lastAvail_; }
   void setEventIdx(bool on) { eventIdx_ = on; }
   // VIRTIO_F_INDIRECT_DESC negotiated: without it an indirect descriptor is a fault.
@@ -110,9 +113,9 @@ class Virtqueue {
   uint16_t* avail_ = nullptr;  // flags, idx, ring[num], used_event
   uint8_t* used_ = nullptr;    // flags, idx, ring[num] of {id, len}, avail_event
 
-  uint16_t lastAvail_ = 0;   // next avail ring slot to take
-  uint16_t availSeen_ = 0;   // avail idx as read at the start of the current batch
-  uint16_t usedIdx_ = 0;     // next used ring slot to fill
+  uint16_t lastAvail_ = 0;  // next avail ring slot to take
+  uint16_t availSeen_ = 0;  // avail idx as read at the start of the current batch
+  uint16_t usedIdx_ = 0;    // next used ring slot to fill
   uint16_t publishedUsed_ = 0;
   uint16_t signalledUsed_ = 0;  // used idx at the last signalling decision (EVENT_IDX)
   bool broken_ = false;

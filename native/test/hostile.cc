@@ -16,13 +16,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <atomic>
-#include <cstdarg>
 #include <chrono>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <dirent.h>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -51,8 +51,8 @@ void failf(const char* fmt, ...) {
   std::fflush(stdout);
   std::_Exit(1);
 }
-#define CHECK(cond, ...) \
-  do {                   \
+#define CHECK(cond, ...)             \
+  do {                               \
     if (!(cond)) failf(__VA_ARGS__); \
   } while (0)
 
@@ -173,7 +173,10 @@ struct Vm {
     fe = sv[0];
     ::fcntl(sv[1], F_SETFL, O_NONBLOCK);
     conn = std::make_unique<VhostUserConnection>(UniqueFd(sv[1]), *device, loop, events,
-                                                 [this](const std::string& r, bool) { conn.reset(); events.ended = true, events.endReason = r; });
+                                                 [this](const std::string& r, bool) {
+                                                   conn.reset();
+                                                   events.ended = true, events.endReason = r;
+                                                 });
     memfd = ::memfd_create("hostile-ram", MFD_CLOEXEC);
     CHECK(memfd >= 0 && ::ftruncate(memfd, static_cast<off_t>(memSize)) == 0, "memfd");
     ram = static_cast<uint8_t*>(::mmap(nullptr, memSize, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0));
@@ -185,8 +188,10 @@ struct Vm {
   ~Vm() {
     conn.reset();
     if (ram) ::munmap(ram, memSize);
-    for (int fd : kick) if (fd >= 0) ::close(fd);
-    for (int fd : call) if (fd >= 0) ::close(fd);
+    for (int fd : kick)
+      if (fd >= 0) ::close(fd);
+    for (int fd : call)
+      if (fd >= 0) ::close(fd);
     if (memfd >= 0) ::close(memfd);
     if (fe >= 0) ::close(fe);
   }
@@ -356,7 +361,8 @@ void pin(bool zeroLength) {
   CHECK(a.events.endReason.find("no device-writable bytes") != std::string::npos, "end reason: %s",
         a.events.endReason.c_str());
   checkOtherVmServes(loop);
-  std::printf("ok pin%s write %.1f ms, chains re-posted meanwhile %lu\n", zeroLength ? "-zero" : "", ms, reposted.load());
+  std::printf("ok pin%s write %.1f ms, chains re-posted meanwhile %lu\n", zeroLength ? "-zero" : "", ms,
+              reposted.load());
 }
 
 // Finding 1, budget: a queue of 32768 one-byte receive buffers, re-posted as fast as they come
@@ -396,7 +402,8 @@ void bigqueue() {
   constexpr uint32_t kNum = 32768;
   Vm a(loop, kNum, false, 64u << 20);
   a.start(0);
-  for (uint32_t i = 0; i + 1 < kNum; ++i) a.setDesc(1, static_cast<uint16_t>(i), a.bufOff(1), 0, kNext, static_cast<uint16_t>(i + 1));
+  for (uint32_t i = 0; i + 1 < kNum; ++i)
+    a.setDesc(1, static_cast<uint16_t>(i), a.bufOff(1), 0, kNext, static_cast<uint16_t>(i + 1));
   a.setDesc(1, kNum - 1, a.bufOff(1), 1, 0);
   for (uint32_t i = 0; i < kNum; ++i) a.post(1, 0);
   Virtqueue* q = a.conn->queue(1);
@@ -410,8 +417,8 @@ void bigqueue() {
   for (int i = 0; i < 20; ++i) loop.turn(1);  // and some of what it left for later
   loop.probe = nullptr;
   CHECK(first > 0, "the kick did nothing");
-  CHECK(loop.maxPerCallback <= ConsoleDevice::kDescriptorBudget + kNum,
-        "one loop callback visited %llu descriptors", (unsigned long long)loop.maxPerCallback);
+  CHECK(loop.maxPerCallback <= ConsoleDevice::kDescriptorBudget + kNum, "one loop callback visited %llu descriptors",
+        (unsigned long long)loop.maxPerCallback);
   CHECK(a.alive(), "connection ended: %s", a.events.endReason.c_str());
   std::printf("ok bigqueue first kick visited %llu descriptors in %.1f ms, max per callback %llu\n",
               (unsigned long long)first, ms, (unsigned long long)loop.maxPerCallback);
@@ -427,12 +434,14 @@ void signalfds() {
   int fl = ::fcntl(pipefd[1], F_GETFL);
   ::fcntl(pipefd[1], F_SETFL, fl | O_NONBLOCK);
   char junk[4096] = {};
-  while (::write(pipefd[1], junk, sizeof junk) > 0) {}
+  while (::write(pipefd[1], junk, sizeof junk) > 0) {
+  }
   ::fcntl(pipefd[1], F_SETFL, fl);  // full, and blocking again
   int blockingKick = ::eventfd(0, EFD_CLOEXEC);
   a.kick[1] = blockingKick;
   a.start(0, pipefd[1]);
-  CHECK(!(::fcntl(blockingKick, F_GETFL) & O_NONBLOCK), "the daemon set O_NONBLOCK on the front-end's kick fd description");
+  CHECK(!(::fcntl(blockingKick, F_GETFL) & O_NONBLOCK),
+        "the daemon set O_NONBLOCK on the front-end's kick fd description");
   int errfd = ::eventfd(0, EFD_CLOEXEC);
   uint64_t most = 0xfffffffffffffffeull;
   CHECK(::write(errfd, &most, 8) == 8, "saturate");
@@ -465,7 +474,7 @@ void previousHandler(int) {
   siglongjmp(g_jump, 1);
 }
 void sigbus() {
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = previousHandler;
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGBUS, &sa, nullptr);

@@ -73,7 +73,11 @@ export abstract class Chardev extends EventEmitter<ChardevEvents> {
   /** Files this chardev created (its output file, its logfile=): a failed start removes them. */
   readonly #createdFiles: string[] = [];
 
-  constructor(readonly id: string, readonly backend: string, readonly common: CommonOptions) {
+  constructor(
+    readonly id: string,
+    readonly backend: string,
+    readonly common: CommonOptions,
+  ) {
     super();
     this.log = logger({ component: 'chardev', chardev: id, backend });
   }
@@ -132,7 +136,10 @@ export abstract class Chardev extends EventEmitter<ChardevEvents> {
     try {
       this.#transcript?.reopen();
     } catch (err) {
-      this.log.warn({ err: (err as Error).message, logfile: this.common.logfile }, 'cannot reopen the log file; keeping the old one');
+      this.log.warn(
+        { err: (err as Error).message, logfile: this.common.logfile },
+        'cannot reopen the log file; keeping the old one',
+      );
     }
   }
 
@@ -142,7 +149,12 @@ export abstract class Chardev extends EventEmitter<ChardevEvents> {
     this.#started = true;
     try {
       if (this.common.logfile) {
-        this.#transcript = new Transcript(this.common.logfile, this.common.logappend, this.common.timestamp, this.common.rotate);
+        this.#transcript = new Transcript(
+          this.common.logfile,
+          this.common.logappend,
+          this.common.timestamp,
+          this.common.rotate,
+        );
         if (this.#transcript.created) this.noteCreated(this.common.logfile);
       }
       await this.open();
@@ -214,7 +226,8 @@ export abstract class Chardev extends EventEmitter<ChardevEvents> {
   }
 
   private removeCreated(): void {
-    for (const p of this.#createdFiles.splice(0)) if (removeIfOurs(p)) this.log.debug({ path: p }, 'removed a file this failed start created');
+    for (const p of this.#createdFiles.splice(0))
+      if (removeIfOurs(p)) this.log.debug({ path: p }, 'removed a file this failed start created');
   }
 
   /** Open the OS object(s). */

@@ -12,7 +12,11 @@ interface PipeHandle {
   open(fd: number): number;
 }
 
-const binding = (process as unknown as { binding(name: string): { Pipe: new (type: number) => PipeHandle; constants: { SOCKET: number } } }).binding('pipe_wrap');
+const binding = (
+  process as unknown as {
+    binding(name: string): { Pipe: new (type: number) => PipeHandle; constants: { SOCKET: number } };
+  }
+).binding('pipe_wrap');
 
 /** Wrap `fd` (which the stream then owns and closes) as a duplex net.Socket. */
 export function streamFromFd(fd: number): net.Socket {

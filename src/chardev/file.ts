@@ -25,7 +25,9 @@ export class FileChardev extends Chardev {
     let out: { fd: number; created: boolean };
     try {
       if (rotate) {
-        this.#rotating = new RotatingFile(path, append, rotate, (err) => this.log.warn({ err: err.message, path }, 'cannot rotate the output file; writing on in it'));
+        this.#rotating = new RotatingFile(path, append, rotate, (err) =>
+          this.log.warn({ err: err.message, path }, 'cannot rotate the output file; writing on in it'),
+        );
         out = { fd: -1, created: this.#rotating.created };
       } else out = openOutput(path, append);
     } catch (err) {
@@ -36,11 +38,16 @@ export class FileChardev extends Chardev {
     const inFd = inputPath !== undefined ? openOrExplain(this.id, inputPath, 'r') : undefined;
     if (inFd !== undefined) {
       // The end of the input file ends input only; output goes on.
-      this.#in = new StreamLink(fs.createReadStream('', { fd: inFd }), undefined, {
-        data: (chunk) => this.deliver(chunk),
-        writable: () => {},
-        end: (err) => err && this.log.warn({ err: err.message }, 'input file read failed'),
-      }, !this.inputPaused);
+      this.#in = new StreamLink(
+        fs.createReadStream('', { fd: inFd }),
+        undefined,
+        {
+          data: (chunk) => this.deliver(chunk),
+          writable: () => {},
+          end: (err) => err && this.log.warn({ err: err.message }, 'input file read failed'),
+        },
+        !this.inputPaused,
+      );
     }
     this.setConnected(true);
   }
@@ -69,14 +76,20 @@ export class FileChardev extends Chardev {
   }
 
   private output(fd: number): StreamLink {
-    const link: StreamLink = new StreamLink(undefined, fs.createWriteStream('', { fd }), {
-      data: () => {},
-      writable: () => this.emit('writable'),
-      // A link replaced by reopenLogs() ends quietly; only the current one's end is a failure.
-      end: (err) => {
-        if (this.#out === link) this.fail(err ?? new Error(`chardev '${this.id}': file '${this.config.path}' closed`));
+    const link: StreamLink = new StreamLink(
+      undefined,
+      fs.createWriteStream('', { fd }),
+      {
+        data: () => {},
+        writable: () => this.emit('writable'),
+        // A link replaced by reopenLogs() ends quietly; only the current one's end is a failure.
+        end: (err) => {
+          if (this.#out === link)
+            this.fail(err ?? new Error(`chardev '${this.id}': file '${this.config.path}' closed`));
+        },
       },
-    }, false);
+      false,
+    );
     return link;
   }
 

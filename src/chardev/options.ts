@@ -3,14 +3,38 @@ import type { CommonOptions } from './chardev.js';
 
 export type SocketAddress = { type: 'unix'; path: string } | { type: 'tcp'; host: string; port: number };
 
-export interface NullOptions { backend: 'null' }
-export interface RingbufOptions { backend: 'ringbuf'; size: number }
-export interface FileOptions { backend: 'file'; path: string; append: boolean; inputPath?: string }
-export interface PipeOptions { backend: 'pipe'; path: string }
+export interface NullOptions {
+  backend: 'null';
+}
+export interface RingbufOptions {
+  backend: 'ringbuf';
+  size: number;
+}
+export interface FileOptions {
+  backend: 'file';
+  path: string;
+  append: boolean;
+  inputPath?: string;
+}
+export interface PipeOptions {
+  backend: 'pipe';
+  path: string;
+}
 /** The systemd journal (native protocol): `path` is its socket; syslog priority 0..7. */
-export interface JournalOptions { backend: 'journal'; path: string; identifier: string; priority: number }
-export interface PtyOptions { backend: 'pty'; path?: string }
-export interface StdioOptions { backend: 'stdio'; signal: boolean }
+export interface JournalOptions {
+  backend: 'journal';
+  path: string;
+  identifier: string;
+  priority: number;
+}
+export interface PtyOptions {
+  backend: 'pty';
+  path?: string;
+}
+export interface StdioOptions {
+  backend: 'stdio';
+  signal: boolean;
+}
 export interface SocketOptions {
   backend: 'socket';
   address: SocketAddress;
@@ -25,9 +49,21 @@ export interface SocketOptions {
   mode: number;
 }
 /** A hub is a chardev id for QEMU users, but it is built by the hub layer (src/hub/). */
-export interface HubOptions { backend: 'hub'; chardevs: string[]; maxMembers: number }
+export interface HubOptions {
+  backend: 'hub';
+  chardevs: string[];
+  maxMembers: number;
+}
 
 export type BackendOptions =
-  | NullOptions | RingbufOptions | FileOptions | PipeOptions | PtyOptions | StdioOptions | SocketOptions | HubOptions | JournalOptions;
+  | NullOptions
+  | RingbufOptions
+  | FileOptions
+  | PipeOptions
+  | PtyOptions
+  | StdioOptions
+  | SocketOptions
+  | HubOptions
+  | JournalOptions;
 
 export type ChardevConfig<B extends BackendOptions = BackendOptions> = B & { id: string; common: CommonOptions };

@@ -40,11 +40,16 @@ export class PipeChardev extends Chardev {
     const inFd = fifo(inPath);
     const input = new net.Socket({ fd: inFd, readable: true, writable: inPath === outPath });
     const output = inPath === outPath ? input : new net.Socket({ fd: fifo(outPath), readable: false, writable: true });
-    this.#link = new StreamLink(input, output, {
-      data: (chunk) => this.deliver(chunk),
-      writable: () => this.emit('writable'),
-      end: (err) => this.fail(err ?? new Error(`chardev '${this.id}': pipe closed`)),
-    }, !this.inputPaused);
+    this.#link = new StreamLink(
+      input,
+      output,
+      {
+        data: (chunk) => this.deliver(chunk),
+        writable: () => this.emit('writable'),
+        end: (err) => this.fail(err ?? new Error(`chardev '${this.id}': pipe closed`)),
+      },
+      !this.inputPaused,
+    );
     this.setConnected(true);
   }
 

@@ -94,7 +94,9 @@ export class PtyChardev extends Chardev {
     } catch (err) {
       this.shutdown();
       if (err instanceof PathError) throw err;
-      throw new Error(`chardev '${this.id}': cannot create the pty link '${path}' -> ${this.#slavePath}: ${(err as Error).message}`);
+      throw new Error(
+        `chardev '${this.id}': cannot create the pty link '${path}' -> ${this.#slavePath}: ${(err as Error).message}`,
+      );
     }
   }
 
@@ -133,18 +135,23 @@ export class PtyChardev extends Chardev {
 
   private attach(): void {
     const stream = streamFromFd(libc.dup(this.#master));
-    this.#link = new StreamLink(stream, stream, {
-      data: (chunk) => {
-        this.checkSize(); // before the input: a resize usually comes just before typing
-        this.deliver(chunk);
+    this.#link = new StreamLink(
+      stream,
+      stream,
+      {
+        data: (chunk) => {
+          this.checkSize(); // before the input: a resize usually comes just before typing
+          this.deliver(chunk);
+        },
+        writable: () => this.emit('writable'),
+        // EIO: the last holder of the slave closed it. Back to waiting for a peer.
+        end: () => {
+          this.#link = undefined;
+          this.setConnected(false);
+        },
       },
-      writable: () => this.emit('writable'),
-      // EIO: the last holder of the slave closed it. Back to waiting for a peer.
-      end: () => {
-        this.#link = undefined;
-        this.setConnected(false);
-      },
-    }, !this.inputPaused);
+      !this.inputPaused,
+    );
     this.setConnected(true);
   }
 

@@ -27,7 +27,17 @@ export type BackendName = (typeof KNOWN_BACKENDS)[number];
 export const DEFAULT_RINGBUF_SIZE = 65536;
 
 /** Options every backend takes, and each backend's own (for suggestions and the config layer's checks). */
-export const COMMON_KEYS = ['logfile', 'logappend', 'timestamp', 'max-size', 'backups', 'policy', 'buffer', 'input', 'replay'];
+export const COMMON_KEYS = [
+  'logfile',
+  'logappend',
+  'timestamp',
+  'max-size',
+  'backups',
+  'policy',
+  'buffer',
+  'input',
+  'replay',
+];
 export const BACKEND_KEYS: Record<BackendName, string[]> = {
   null: [],
   ringbuf: ['size'],
@@ -43,7 +53,11 @@ export const BACKEND_KEYS: Record<BackendName, string[]> = {
 /** Reads one chardev's options, each read naming the chardev, the option and the value on error. */
 class OptionReader {
   readonly used = new Set<string>(['id', 'backend']);
-  constructor(readonly id: string, readonly opts: Record<string, string>, readonly what = 'chardev') {}
+  constructor(
+    readonly id: string,
+    readonly opts: Record<string, string>,
+    readonly what = 'chardev',
+  ) {}
 
   fail(message: string, option: string, value?: string): never {
     throw new ConfigError(`${this.what} '${this.id}': ${message}`, option, value);
@@ -75,8 +89,10 @@ class OptionReader {
     const m = (opts.size ? /^(\d+)([kKmMgG]?)[bB]?$/ : /^(\d+)()$/).exec(v);
     const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m?.[2] ?? '').toLowerCase() as '' | 'k' | 'm' | 'g'];
     const n = m ? Number(m[1]) * mult : NaN;
-    if (!Number.isSafeInteger(n)) this.fail(`option '${key}' must be a ${opts.size ? 'size in bytes' : 'number'}, not '${v}'`, key, v);
-    if (opts.max !== undefined && n > opts.max) this.fail(`option '${key}' must be at most ${opts.max}, not '${v}'`, key, v);
+    if (!Number.isSafeInteger(n))
+      this.fail(`option '${key}' must be a ${opts.size ? 'size in bytes' : 'number'}, not '${v}'`, key, v);
+    if (opts.max !== undefined && n > opts.max)
+      this.fail(`option '${key}' must be at most ${opts.max}, not '${v}'`, key, v);
     return n;
   }
 
@@ -92,7 +108,8 @@ function parseCommon(r: OptionReader, isFile: boolean): CommonOptions {
   const member: MemberOptions = {};
   const policy = r.str('policy');
   if (policy !== undefined) {
-    if (policy !== 'lossless' && policy !== 'drop') r.fail(`option 'policy' must be lossless or drop, not '${policy}'`, 'policy', policy);
+    if (policy !== 'lossless' && policy !== 'drop')
+      r.fail(`option 'policy' must be lossless or drop, not '${policy}'`, 'policy', policy);
     member.policy = policy;
   }
   const buffer = r.num('buffer', { size: true });
@@ -106,7 +123,13 @@ function parseCommon(r: OptionReader, isFile: boolean): CommonOptions {
   if (replay !== undefined) member.replay = replay;
   const logfile = r.str('logfile');
   const rotate = parseRotation(r, isFile);
-  return { ...(logfile !== undefined && { logfile }), logappend: r.bool('logappend', false), timestamp: r.bool('timestamp', false), ...(rotate && { rotate }), member };
+  return {
+    ...(logfile !== undefined && { logfile }),
+    logappend: r.bool('logappend', false),
+    timestamp: r.bool('timestamp', false),
+    ...(rotate && { rotate }),
+    member,
+  };
 }
 
 /** max-size=SIZE[,backups=N]: rotation like virtlogd's (backups default 3; no max-size, no rotation). */
@@ -114,12 +137,17 @@ function parseRotation(r: OptionReader, isFile: boolean): Rotation | undefined {
   const maxSize = r.num('max-size', { size: true });
   const backups = r.num('backups', { max: MAX_BACKUPS });
   if (maxSize === undefined) {
-    if (backups !== undefined) r.fail(`option 'backups' needs max-size= (the size at which the file rotates)`, 'backups', r.opts.backups);
+    if (backups !== undefined)
+      r.fail(`option 'backups' needs max-size= (the size at which the file rotates)`, 'backups', r.opts.backups);
     return undefined;
   }
   if (maxSize < 1) r.fail(`option 'max-size' must be at least 1 byte`, 'max-size', r.opts['max-size']);
   if (r.opts.logfile === undefined && !isFile) {
-    r.fail(`option 'max-size' applies to a file backend's output and to logfile=; give logfile= or use backend file`, 'max-size', r.opts['max-size']);
+    r.fail(
+      `option 'max-size' applies to a file backend's output and to logfile=; give logfile= or use backend file`,
+      'max-size',
+      r.opts['max-size'],
+    );
   }
   return { maxSize, backups: backups ?? DEFAULT_BACKUPS };
 }
@@ -130,7 +158,8 @@ function parseSocket(r: OptionReader): Extract<BackendOptions, { backend: 'socke
   const portStr = r.opts.port;
   let address: SocketAddress;
   if (path !== undefined) {
-    if (host !== undefined || portStr !== undefined) r.fail(`options 'path' and 'host'/'port' exclude each other`, 'path', path);
+    if (host !== undefined || portStr !== undefined)
+      r.fail(`options 'path' and 'host'/'port' exclude each other`, 'path', path);
     address = { type: 'unix', path };
   } else {
     const port = r.num('port', { max: 65535 });
@@ -141,12 +170,16 @@ function parseSocket(r: OptionReader): Extract<BackendOptions, { backend: 'socke
   const server = r.bool('server', false);
   if (!server && r.opts.wait !== undefined) r.fail(`option 'wait' applies to server=on only`, 'wait', r.opts.wait);
   for (const key of ['reconnect', 'reconnect-ms']) {
-    if (server && r.opts[key] !== undefined) r.fail(`option '${key}' applies to client sockets (server=off) only`, key, r.opts[key]);
+    if (server && r.opts[key] !== undefined)
+      r.fail(`option '${key}' applies to client sockets (server=off) only`, key, r.opts[key]);
   }
-  if (r.opts.reconnect !== undefined && r.opts['reconnect-ms'] !== undefined) r.fail(`options 'reconnect' and 'reconnect-ms' exclude each other`, 'reconnect-ms', r.opts['reconnect-ms']);
-  if (address.type === 'tcp' && r.opts.mode !== undefined) r.fail(`option 'mode' applies to unix sockets only`, 'mode', r.opts.mode);
+  if (r.opts.reconnect !== undefined && r.opts['reconnect-ms'] !== undefined)
+    r.fail(`options 'reconnect' and 'reconnect-ms' exclude each other`, 'reconnect-ms', r.opts['reconnect-ms']);
+  if (address.type === 'tcp' && r.opts.mode !== undefined)
+    r.fail(`option 'mode' applies to unix sockets only`, 'mode', r.opts.mode);
   const modeStr = r.str('mode');
-  if (modeStr !== undefined && !/^0?[0-7]{3}$/.test(modeStr)) r.fail(`option 'mode' must be octal permission bits like 0600, not '${modeStr}'`, 'mode', modeStr);
+  if (modeStr !== undefined && !/^0?[0-7]{3}$/.test(modeStr))
+    r.fail(`option 'mode' must be octal permission bits like 0600, not '${modeStr}'`, 'mode', modeStr);
   return {
     backend: 'socket',
     address,
@@ -175,12 +208,18 @@ function parseHub(r: OptionReader, members: readonly string[] | undefined): HubO
     chardevs[Number(m[1])] = r.required(key);
   }
   // A list given as `members` may be empty (a run-time hub; the config layer judges a configured one).
-  if (chardevs.length === 0 && members === undefined) r.fail(`'chardevs' list is empty (give chardevs.0=ID, chardevs.1=ID, ...)`, 'chardevs.0');
+  if (chardevs.length === 0 && members === undefined)
+    r.fail(`'chardevs' list is empty (give chardevs.0=ID, chardevs.1=ID, ...)`, 'chardevs.0');
   const gap = chardevs.findIndex((v) => v === undefined);
   if (gap >= 0) r.fail(`'chardevs' list has a gap: chardevs.${gap} is missing`, `chardevs.${gap}`);
   const maxMembers = r.num('max-members') ?? DEFAULT_HUB_MAX_MEMBERS;
   if (maxMembers < 1) r.fail(`option 'max-members' must be at least 1`, 'max-members', r.opts['max-members']);
-  if (chardevs.length > maxMembers) r.fail(`too many members: ${chardevs.length} (maximum is ${maxMembers})`, `chardevs.${maxMembers}`, chardevs[maxMembers]);
+  if (chardevs.length > maxMembers)
+    r.fail(
+      `too many members: ${chardevs.length} (maximum is ${maxMembers})`,
+      `chardevs.${maxMembers}`,
+      chardevs[maxMembers],
+    );
   return { backend: 'hub', chardevs, maxMembers };
 }
 
@@ -189,10 +228,19 @@ function parseHub(r: OptionReader, members: readonly string[] | undefined): HubO
  * nothing outside its arguments. Throws ConfigError naming the chardev, option and value.
  * A hub's members come as `members` (a list already read) or as `chardevs.N` options.
  */
-export function parseChardevOptions(backend: string, id: string, opts: Record<string, string>, members?: readonly string[]): ChardevConfig {
+export function parseChardevOptions(
+  backend: string,
+  id: string,
+  opts: Record<string, string>,
+  members?: readonly string[],
+): ChardevConfig {
   if (!id) throw new ConfigError(`chardev of type '${backend}' has no id`, 'id');
   if (!(KNOWN_BACKENDS as readonly string[]).includes(backend)) {
-    throw new ConfigError(`chardev '${id}': unknown backend '${backend}' (known: ${KNOWN_BACKENDS.join(', ')})`, 'backend', backend);
+    throw new ConfigError(
+      `chardev '${id}': unknown backend '${backend}' (known: ${KNOWN_BACKENDS.join(', ')})`,
+      'backend',
+      backend,
+    );
   }
   const name = backend as BackendName;
   const r = new OptionReader(id, opts, name === 'hub' ? 'hub' : 'chardev');
@@ -211,13 +259,19 @@ export function parseChardevOptions(backend: string, id: string, opts: Record<st
       break;
     case 'ringbuf': {
       const size = r.num('size', { size: true }) ?? DEFAULT_RINGBUF_SIZE;
-      if (size < 1 || (size & (size - 1)) !== 0 || size > 2 ** 30) r.fail(`option 'size' must be a power of two, not '${opts.size}'`, 'size', opts.size);
+      if (size < 1 || (size & (size - 1)) !== 0 || size > 2 ** 30)
+        r.fail(`option 'size' must be a power of two, not '${opts.size}'`, 'size', opts.size);
       b = { backend: 'ringbuf', size };
       break;
     }
     case 'file': {
       const inputPath = r.str('input-path');
-      b = { backend: 'file', path: r.required('path'), append: r.bool('append', false), ...(inputPath !== undefined && { inputPath }) };
+      b = {
+        backend: 'file',
+        path: r.required('path'),
+        append: r.bool('append', false),
+        ...(inputPath !== undefined && { inputPath }),
+      };
       break;
     }
     case 'pipe':
@@ -239,25 +293,47 @@ export function parseChardevOptions(backend: string, id: string, opts: Record<st
       break;
     case 'journal': {
       const priority = r.num('priority', { max: 7 }) ?? 6;
-      b = { backend: 'journal', path: r.str('path') ?? DEFAULT_JOURNAL_SOCKET, identifier: r.str('identifier') ?? 'vhost-console', priority };
+      b = {
+        backend: 'journal',
+        path: r.str('path') ?? DEFAULT_JOURNAL_SOCKET,
+        identifier: r.str('identifier') ?? 'vhost-console',
+        priority,
+      };
       break;
     }
   }
-  r.finish(name === 'hub' ? ['logfile', 'logappend', 'timestamp', 'max-size', 'backups', ...BACKEND_KEYS.hub] : [...COMMON_KEYS, ...BACKEND_KEYS[name]]);
+  r.finish(
+    name === 'hub'
+      ? ['logfile', 'logappend', 'timestamp', 'max-size', 'backups', ...BACKEND_KEYS.hub]
+      : [...COMMON_KEYS, ...BACKEND_KEYS[name]],
+  );
   return { ...b, id, common };
 }
 
 /** Build a chardev (not started: call start()). A hub is built by src/hub/hub.ts instead. */
 export function chardevFromConfig(cfg: ChardevConfig): Chardev {
   switch (cfg.backend) {
-    case 'null': return new NullChardev(cfg);
-    case 'ringbuf': return new RingbufChardev(cfg);
-    case 'file': return new FileChardev(cfg);
-    case 'pipe': return new PipeChardev(cfg);
-    case 'pty': return new PtyChardev(cfg);
-    case 'stdio': return new StdioChardev(cfg);
-    case 'socket': return new SocketChardev(cfg);
-    case 'journal': return new JournalChardev(cfg);
-    case 'hub': throw new ConfigError(`hub '${cfg.id}' is built by the hub layer (Hub.fromConfig), not as a chardev`, 'backend', 'hub');
+    case 'null':
+      return new NullChardev(cfg);
+    case 'ringbuf':
+      return new RingbufChardev(cfg);
+    case 'file':
+      return new FileChardev(cfg);
+    case 'pipe':
+      return new PipeChardev(cfg);
+    case 'pty':
+      return new PtyChardev(cfg);
+    case 'stdio':
+      return new StdioChardev(cfg);
+    case 'socket':
+      return new SocketChardev(cfg);
+    case 'journal':
+      return new JournalChardev(cfg);
+    case 'hub':
+      throw new ConfigError(
+        `hub '${cfg.id}' is built by the hub layer (Hub.fromConfig), not as a chardev`,
+        'backend',
+        'hub',
+      );
   }
 }

@@ -25,7 +25,7 @@ export class RingbufChardev extends Chardev {
   read(size: number): Buffer {
     const n = Math.min(size, this.count);
     const out = Buffer.alloc(n);
-    for (let i = 0; i < n; ) {
+    for (let i = 0; i < n;) {
       const at = (this.#cons + i) & (this.size - 1);
       i += this.#buf.copy(out, i, at, Math.min(this.size, at + n - i));
     }
@@ -38,7 +38,7 @@ export class RingbufChardev extends Chardev {
     // Only the last `size` bytes can survive; skip the rest at once.
     const skip = Math.max(0, data.length - this.size);
     this.#prod += skip;
-    for (let i = skip; i < data.length; ) {
+    for (let i = skip; i < data.length;) {
       const at = this.#prod & (this.size - 1);
       const n = Math.min(data.length - i, this.size - at);
       this.#buf.set(data.subarray(i, i + n), at);

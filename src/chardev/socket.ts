@@ -58,7 +58,8 @@ export class SocketChardev extends Chardev {
     const server = this.config.server ? ',server=on' : '';
     const proto = this.config.telnet ? 'telnet' : 'tcp';
     const sock = this.#sock;
-    if (!this.connected || sock === undefined) return `disconnected:${this.where.replace(/^tcp:/, `${proto}:`)}${server}`;
+    if (!this.connected || sock === undefined)
+      return `disconnected:${this.where.replace(/^tcp:/, `${proto}:`)}${server}`;
     if (a.type === 'unix') return `unix:${a.path}${server}`;
     const host = (h: string | undefined) => (h !== undefined && h.includes(':') ? `[${h}]` : (h ?? ''));
     return `${proto}:${host(sock.localAddress)}:${sock.localPort ?? ''}${server} <-> ${host(sock.remoteAddress)}:${sock.remotePort ?? ''}`;
@@ -77,7 +78,9 @@ export class SocketChardev extends Chardev {
     const server = net.createServer({ noDelay: this.config.nodelay }, (sock) => this.accept(sock));
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new Error(`chardev '${this.id}': cannot listen on ${this.where}: ${err.message}`)));
+      server.once('error', (err) =>
+        reject(new Error(`chardev '${this.id}': cannot listen on ${this.where}: ${err.message}`)),
+      );
       if (a.type === 'unix') server.listen(a.path, resolve);
       else server.listen(a.port, a.host, resolve);
     });
@@ -85,7 +88,8 @@ export class SocketChardev extends Chardev {
     server.on('error', (err) => this.log.warn({ err: err.message }, 'server error'));
     if (a.type === 'unix') fs.chmodSync(a.path, this.config.mode);
     // port=0: the system chose the port, and the user needs to hear which.
-    if (a.type === 'tcp' && a.port === 0) this.log.info({ address: this.where }, `listening on ${this.where} (port=0: the port the system chose)`);
+    if (a.type === 'tcp' && a.port === 0)
+      this.log.info({ address: this.where }, `listening on ${this.where} (port=0: the port the system chose)`);
     else this.log.debug({ address: this.where }, 'listening');
     if (this.config.wait && !this.connected) {
       this.log.info({ address: this.where }, 'waiting for a client (wait=on)');
@@ -110,7 +114,10 @@ export class SocketChardev extends Chardev {
   private connect(first: boolean): Promise<void> {
     const a = this.config.address;
     return new Promise<void>((resolve, reject) => {
-      const sock = a.type === 'unix' ? net.connect(a.path) : net.connect({ host: a.host, port: a.port, noDelay: this.config.nodelay });
+      const sock =
+        a.type === 'unix'
+          ? net.connect(a.path)
+          : net.connect({ host: a.host, port: a.port, noDelay: this.config.nodelay });
       sock.once('connect', () => {
         sock.removeAllListeners('error');
         if (this.#connectFailing) this.log.info({ address: this.where }, `connected to ${this.where}`);
@@ -122,7 +129,11 @@ export class SocketChardev extends Chardev {
         sock.destroy();
         if (this.config.reconnectMs > 0) {
           // Once at info (a typo in the address must be visible at the default level), then debug.
-          if (!this.#connectFailing) this.log.info({ address: this.where, err: err.message }, `cannot connect to ${this.where}: ${err.message}; retrying every ${this.config.reconnectMs} ms`);
+          if (!this.#connectFailing)
+            this.log.info(
+              { address: this.where, err: err.message },
+              `cannot connect to ${this.where}: ${err.message}; retrying every ${this.config.reconnectMs} ms`,
+            );
           else this.log.debug({ err: err.message }, 'connect failed; will retry');
           this.#connectFailing = true;
           this.scheduleReconnect();
@@ -147,17 +158,22 @@ export class SocketChardev extends Chardev {
 
   private serve(sock: net.Socket): void {
     const telnet = this.config.telnet ? new TelnetFilter() : undefined;
-    this.#link = new StreamLink(sock, sock, {
-      data: (chunk) => this.deliver(telnet ? telnet.filter(chunk) : chunk),
-      writable: () => this.emit('writable'),
-      end: (err) => {
-        if (err) this.log.debug({ err: err.message }, 'connection error');
-        this.#link = undefined;
-        this.#sock = undefined;
-        this.setConnected(false);
-        if (!this.config.server && this.config.reconnectMs > 0) this.scheduleReconnect();
+    this.#link = new StreamLink(
+      sock,
+      sock,
+      {
+        data: (chunk) => this.deliver(telnet ? telnet.filter(chunk) : chunk),
+        writable: () => this.emit('writable'),
+        end: (err) => {
+          if (err) this.log.debug({ err: err.message }, 'connection error');
+          this.#link = undefined;
+          this.#sock = undefined;
+          this.setConnected(false);
+          if (!this.config.server && this.config.reconnectMs > 0) this.scheduleReconnect();
+        },
       },
-    }, !this.inputPaused);
+      !this.inputPaused,
+    );
     this.#sock = sock;
     if (telnet) sock.write(TELNET_GREETING);
     if (this.inputPaused) this.watchHangup(sock);

@@ -35,7 +35,10 @@ export class StdioChardev extends Chardev {
     }
   };
 
-  constructor(readonly config: ChardevConfig<StdioOptions>, private readonly streams?: StdioStreams) {
+  constructor(
+    readonly config: ChardevConfig<StdioOptions>,
+    private readonly streams?: StdioStreams,
+  ) {
     super(config.id, 'stdio', config.common);
   }
 
@@ -51,16 +54,26 @@ export class StdioChardev extends Chardev {
       this.#rawFd = inputFd;
     }
     // Two links: the end of stdin (`< /dev/null`) ends input only, as in QEMU; output goes on.
-    this.#in = new StreamLink(input, undefined, {
-      data: (chunk) => this.deliver(chunk),
-      writable: () => {},
-      end: (err) => this.log.info({ err: err?.message }, 'stdin ended'),
-    }, !this.inputPaused);
-    this.#out = new StreamLink(undefined, output, {
-      data: () => {},
-      writable: () => this.emit('writable'),
-      end: (err) => this.fail(err ?? new Error(`chardev '${this.id}': stdout closed`)),
-    }, false);
+    this.#in = new StreamLink(
+      input,
+      undefined,
+      {
+        data: (chunk) => this.deliver(chunk),
+        writable: () => {},
+        end: (err) => this.log.info({ err: err?.message }, 'stdin ended'),
+      },
+      !this.inputPaused,
+    );
+    this.#out = new StreamLink(
+      undefined,
+      output,
+      {
+        data: () => {},
+        writable: () => this.emit('writable'),
+        end: (err) => this.fail(err ?? new Error(`chardev '${this.id}': stdout closed`)),
+      },
+      false,
+    );
     this.setConnected(true);
   }
 

@@ -36,8 +36,10 @@ export class TelnetFilter {
           else out.push(b);
           break;
         case 'iac':
-          if (b === IAC) { out.push(IAC); this.#state = 'data'; }
-          else if (b === SB) this.#state = 'sub';
+          if (b === IAC) {
+            out.push(IAC);
+            this.#state = 'data';
+          } else if (b === SB) this.#state = 'sub';
           else if (b >= WILL && b <= DONT) this.#state = 'option';
           else this.#state = 'data'; // a two-byte command (NOP, BRK, ...)
           break;

@@ -13,8 +13,18 @@ export class Transcript {
   /** This process created the file (a failed start-up removes it again). */
   readonly created: boolean;
 
-  constructor(readonly path: string, append: boolean, private readonly timestamp: boolean, rotation?: Rotation) {
-    this.#file = new RotatingFile(path, append, rotation, (err) => logger({ component: 'chardev', logfile: path }).warn({ err: err.message }, 'cannot rotate the log file; writing on in it'));
+  constructor(
+    readonly path: string,
+    append: boolean,
+    private readonly timestamp: boolean,
+    rotation?: Rotation,
+  ) {
+    this.#file = new RotatingFile(path, append, rotation, (err) =>
+      logger({ component: 'chardev', logfile: path }).warn(
+        { err: err.message },
+        'cannot rotate the log file; writing on in it',
+      ),
+    );
     this.created = this.#file.created;
   }
 

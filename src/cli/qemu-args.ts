@@ -4,7 +4,8 @@ import { resolve } from 'node:path';
 import { escapeValue } from '../config/keyval.js';
 import type { VmConfig } from '../config/schema.js';
 
-export type QemuDeviceName = 'vhost-user-test-device-pci' | 'vhost-user-device-pci' | 'vhost-user-test-device' | 'vhost-user-device';
+export type QemuDeviceName =
+  'vhost-user-test-device-pci' | 'vhost-user-device-pci' | 'vhost-user-test-device' | 'vhost-user-device';
 
 export interface QemuArgsOptions {
   /** `vhost-user-test-device-pci` (QEMU >= 10.2, default) or `vhost-user-device-pci` (older QEMU, patched to be user-creatable). */
@@ -25,12 +26,17 @@ export function qemuArgs(vm: VmConfig, opts: QemuArgsOptions = {}): string[] {
   const memory = opts.memory ?? '1G';
   const chardevId = opts.chardevId ?? `vhc-${vm.id}`;
   return [
-    '-m', memory,
-    '-object', `memory-backend-memfd,id=mem,size=${memory},share=on`,
-    '-machine', 'memory-backend=mem',
+    '-m',
+    memory,
+    '-object',
+    `memory-backend-memfd,id=mem,size=${memory},share=on`,
+    '-machine',
+    'memory-backend=mem',
     // QEMU runs in its own working directory: give it an absolute path.
-    '-chardev', `socket,id=${chardevId},path=${escapeValue(resolve(vm.socket))}`,
-    '-device', `${opts.device ?? 'vhost-user-test-device-pci'},chardev=${chardevId},virtio-id=3,num_vqs=${numQueues(vm)},config_size=12`,
+    '-chardev',
+    `socket,id=${chardevId},path=${escapeValue(resolve(vm.socket))}`,
+    '-device',
+    `${opts.device ?? 'vhost-user-test-device-pci'},chardev=${chardevId},virtio-id=3,num_vqs=${numQueues(vm)},config_size=12`,
   ];
 }
 

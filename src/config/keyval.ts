@@ -62,13 +62,19 @@ export function parseKeyval(text: string, impliedKey?: string): Keyval {
         if (pos > text.length) break;
         continue;
       }
-      if (key === '') throw new KeyvalError(pos === 0 ? `missing ${impliedKey ?? 'parameter'}` : `empty parameter at position ${pos + 1} (a trailing or doubled ','?)`);
+      if (key === '')
+        throw new KeyvalError(
+          pos === 0
+            ? `missing ${impliedKey ?? 'parameter'}`
+            : `empty parameter at position ${pos + 1} (a trailing or doubled ','?)`,
+        );
       if (!KEY.test(key)) throw new KeyvalError(`invalid parameter name '${key}'`);
       if (flags.includes(key)) throw new KeyvalError(`parameter '${key}' is given more than once`);
       flags.push(key);
       first = false;
       pos = end + 1;
-      if (end < text.length && end + 1 >= text.length) throw new KeyvalError(`trailing ',' (write ',,' for a comma inside a value)`);
+      if (end < text.length && end + 1 >= text.length)
+        throw new KeyvalError(`trailing ',' (write ',,' for a comma inside a value)`);
       continue;
     }
     if (key === '') throw new KeyvalError(`empty parameter name at position ${pos + 1}`);
@@ -100,7 +106,11 @@ function readValue(text: string, pos: number): [string, number] {
   while (pos < text.length) {
     const c = text[pos]!;
     if (c === ',') {
-      if (text[pos + 1] === ',') { value += ','; pos += 2; continue; }
+      if (text[pos + 1] === ',') {
+        value += ',';
+        pos += 2;
+        continue;
+      }
       // A separator must be followed by another element; `a=1,` is a stray comma.
       if (pos + 1 >= text.length) throw new KeyvalError(`trailing ',' (write ',,' for a comma inside a value)`);
       return [value, pos + 1];
@@ -120,7 +130,8 @@ function checkLists(params: Map<string, string>): void {
     const base = key.slice(0, dot);
     const index = key.slice(dot + 1);
     if (!/^\d+$/.test(index)) continue;
-    if (index !== String(Number(index))) throw new KeyvalError(`list index '${key}' must be written without leading zeros`);
+    if (index !== String(Number(index)))
+      throw new KeyvalError(`list index '${key}' must be written without leading zeros`);
     if (params.has(base)) throw new KeyvalError(`'${base}' is given both as a value and as a list ('${key}')`);
     const seen = lists.get(base) ?? [];
     seen.push(Number(index));

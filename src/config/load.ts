@@ -19,8 +19,24 @@ import { LOG_LEVELS, type LogLevel } from '../log.js';
 import type { ResizeOrder } from '../device/types.js';
 import { escapeValue, parseBool } from './keyval.js';
 import {
-  DEFAULT_VM_ID, RESIZE_ORDERS, checkConsoleSize, checkId, chardevFromKeyval, flattenParams, chardevFromParams, finishConfig, finishVm,
-  portFromKeyval, portFromParams, type ChardevSpec, type Config, type ConsoleSize, type ControlConfig, type PortDraft, type VmConfig, type VmDraft,
+  DEFAULT_VM_ID,
+  RESIZE_ORDERS,
+  checkConsoleSize,
+  checkId,
+  chardevFromKeyval,
+  flattenParams,
+  chardevFromParams,
+  finishConfig,
+  finishVm,
+  portFromKeyval,
+  portFromParams,
+  type ChardevSpec,
+  type Config,
+  type ConsoleSize,
+  type ControlConfig,
+  type PortDraft,
+  type VmConfig,
+  type VmDraft,
 } from './schema.js';
 import { DEFAULT_ARGV } from './defaults.js';
 import { didYouMean } from './suggest.js';
@@ -35,41 +51,153 @@ export type ParsedCli =
   /** 'print-qemu-args': print qemuArgs() for every VM and exit. `usedDefault`: no VM was configured, the embedded default is in use.
    *  `warnings`: accepted but deprecated spellings (QEMU's short-form booleans), for the caller to print. */
   /** 'check': run every start-up check and exit. `guestMemory`: --guest-memory, for the printed QEMU arguments. */
-  | { action: 'run' | 'print-qemu-args' | 'check'; config: Config; usedDefault: boolean; warnings: string[]; guestMemory: string };
+  | {
+      action: 'run' | 'print-qemu-args' | 'check';
+      config: Config;
+      usedDefault: boolean;
+      warnings: string[];
+      guestMemory: string;
+    };
 
 /** Guest memory in the printed QEMU arguments when --guest-memory is not given. */
 export const DEFAULT_GUEST_MEMORY = '1G';
 
 /** One command-line option: a flag name is also the config-file key (without the dashes). */
-export interface Flag { name: string; metavar?: string; help: string; scope: 'vm' | 'global' | 'action'; repeat?: boolean }
+export interface Flag {
+  name: string;
+  metavar?: string;
+  help: string;
+  scope: 'vm' | 'global' | 'action';
+  repeat?: boolean;
+}
 
 /** Every option, in --help's order (src/cli/usage.ts prints them). */
 export const FLAGS: readonly Flag[] = [
-  { name: 'socket', metavar: 'PATH', scope: 'vm', help: 'vhost-user socket the daemon listens on (QEMU connects to it)' },
+  {
+    name: 'socket',
+    metavar: 'PATH',
+    scope: 'vm',
+    help: 'vhost-user socket the daemon listens on (QEMU connects to it)',
+  },
   { name: 'socket-mode', metavar: 'OCTAL', scope: 'vm', help: 'permission bits of the socket (default 0600)' },
-  { name: 'id', metavar: 'ID', scope: 'vm', help: `the VM's id in logs and the control API (default ${DEFAULT_VM_ID})` },
-  { name: 'chardev', metavar: 'BACKEND,id=ID[,...]', scope: 'vm', repeat: true, help: 'a host backend, QEMU -chardev syntax (pty, socket, file, pipe, stdio, ringbuf, null, hub, journal)' },
-  { name: 'device', metavar: 'DRIVER[,chardev=ID][,name=NAME][,nr=N][,id=ID]', scope: 'vm', repeat: true, help: 'a port: virtconsole or virtserialport, QEMU -device syntax' },
-  { name: 'max-ports', metavar: 'N', scope: 'vm', help: `max_nr_ports, 1..${MAX_PORTS} (default 31; queues = 2*(N+1))` },
-  { name: 'multiport', metavar: 'on|off', scope: 'vm', help: 'offer MULTIPORT (default on); off: one console port, 2 queues' },
+  {
+    name: 'id',
+    metavar: 'ID',
+    scope: 'vm',
+    help: `the VM's id in logs and the control API (default ${DEFAULT_VM_ID})`,
+  },
+  {
+    name: 'chardev',
+    metavar: 'BACKEND,id=ID[,...]',
+    scope: 'vm',
+    repeat: true,
+    help: 'a host backend, QEMU -chardev syntax (pty, socket, file, pipe, stdio, ringbuf, null, hub, journal)',
+  },
+  {
+    name: 'device',
+    metavar: 'DRIVER[,chardev=ID][,name=NAME][,nr=N][,id=ID]',
+    scope: 'vm',
+    repeat: true,
+    help: 'a port: virtconsole or virtserialport, QEMU -device syntax',
+  },
+  {
+    name: 'max-ports',
+    metavar: 'N',
+    scope: 'vm',
+    help: `max_nr_ports, 1..${MAX_PORTS} (default 31; queues = 2*(N+1))`,
+  },
+  {
+    name: 'multiport',
+    metavar: 'on|off',
+    scope: 'vm',
+    help: 'offer MULTIPORT (default on); off: one console port, 2 queues',
+  },
   { name: 'console-size', metavar: 'COLSxROWS', scope: 'vm', help: 'initial console size (default 80x24)' },
-  { name: 'resize-order', metavar: 'rows-cols|cols-rows', scope: 'vm', help: 'field order of RESIZE messages for the guest kernel (default cols-rows)' },
-  { name: 'config', metavar: 'FILE', scope: 'global', help: 'read a JSON or TOML configuration file (same keys as the flags)' },
+  {
+    name: 'resize-order',
+    metavar: 'rows-cols|cols-rows',
+    scope: 'vm',
+    help: 'field order of RESIZE messages for the guest kernel (default cols-rows)',
+  },
+  {
+    name: 'config',
+    metavar: 'FILE',
+    scope: 'global',
+    help: 'read a JSON or TOML configuration file (same keys as the flags)',
+  },
   { name: 'control', metavar: 'PATH', scope: 'global', help: 'serve the QMP-shaped control API on this unix socket' },
-  { name: 'control-mode', metavar: 'OCTAL', scope: 'global', help: 'permission bits of the control socket (default 0600)' },
+  {
+    name: 'control-mode',
+    metavar: 'OCTAL',
+    scope: 'global',
+    help: 'permission bits of the control socket (default 0600)',
+  },
   { name: 'log-level', metavar: 'LEVEL', scope: 'global', help: `${LOG_LEVELS.join('|')} (default info)` },
-  { name: 'log-format', metavar: 'pretty|json', scope: 'global', help: 'daemon log lines: pretty (default when stderr is a terminal) or json (default otherwise)' },
-  { name: 'metrics', metavar: '[HOST:]PORT', scope: 'global', help: 'serve Prometheus metrics at http://HOST:PORT/metrics (HOST default 127.0.0.1)' },
-  { name: 'web', metavar: '[HOST:]PORT', scope: 'global', help: `serve the console ports in a browser (HOST default ${DEFAULT_WEB_HOST}; PORT 0: a free port)` },
-  { name: 'web-cert', metavar: 'FILE', scope: 'global', help: 'TLS certificate (PEM) for the web console; with --web-key' },
+  {
+    name: 'log-format',
+    metavar: 'pretty|json',
+    scope: 'global',
+    help: 'daemon log lines: pretty (default when stderr is a terminal) or json (default otherwise)',
+  },
+  {
+    name: 'metrics',
+    metavar: '[HOST:]PORT',
+    scope: 'global',
+    help: 'serve Prometheus metrics at http://HOST:PORT/metrics (HOST default 127.0.0.1)',
+  },
+  {
+    name: 'web',
+    metavar: '[HOST:]PORT',
+    scope: 'global',
+    help: `serve the console ports in a browser (HOST default ${DEFAULT_WEB_HOST}; PORT 0: a free port)`,
+  },
+  {
+    name: 'web-cert',
+    metavar: 'FILE',
+    scope: 'global',
+    help: 'TLS certificate (PEM) for the web console; with --web-key',
+  },
   { name: 'web-key', metavar: 'FILE', scope: 'global', help: 'TLS private key (PEM) for the web console' },
-  { name: 'web-insecure', metavar: 'on|off', scope: 'global', help: 'allow plain HTTP on a non-loopback --web address (default off)' },
-  { name: 'web-token-file', metavar: 'FILE', scope: 'global', help: 'read-write=TOKEN and read-only=TOKEN lines (default: new tokens at each start)' },
-  { name: 'web-scrollback', metavar: 'LINES', scope: 'global', help: `lines of history a web viewer gets on attach (default ${DEFAULT_SCROLLBACK})` },
-  { name: 'web-generic', metavar: 'on|off', scope: 'global', help: 'serve generic (virtserialport) ports on the web too (default off: console ports only)' },
-  { name: 'guest-memory', metavar: 'SIZE', scope: 'global', help: 'guest memory in the printed QEMU command line, e.g. 512M, 2G (default 1G)' },
-  { name: 'print-qemu-args', scope: 'action', help: 'check the configuration as start-up would, print a qemu-system-x86_64 command line for each VM and exit (2 on errors)' },
-  { name: 'check', scope: 'action', help: 'run every start-up check (options, files, sockets) without creating anything; exit 0, or 2 with the errors' },
+  {
+    name: 'web-insecure',
+    metavar: 'on|off',
+    scope: 'global',
+    help: 'allow plain HTTP on a non-loopback --web address (default off)',
+  },
+  {
+    name: 'web-token-file',
+    metavar: 'FILE',
+    scope: 'global',
+    help: 'read-write=TOKEN and read-only=TOKEN lines (default: new tokens at each start)',
+  },
+  {
+    name: 'web-scrollback',
+    metavar: 'LINES',
+    scope: 'global',
+    help: `lines of history a web viewer gets on attach (default ${DEFAULT_SCROLLBACK})`,
+  },
+  {
+    name: 'web-generic',
+    metavar: 'on|off',
+    scope: 'global',
+    help: 'serve generic (virtserialport) ports on the web too (default off: console ports only)',
+  },
+  {
+    name: 'guest-memory',
+    metavar: 'SIZE',
+    scope: 'global',
+    help: 'guest memory in the printed QEMU command line, e.g. 512M, 2G (default 1G)',
+  },
+  {
+    name: 'print-qemu-args',
+    scope: 'action',
+    help: 'check the configuration as start-up would, print a qemu-system-x86_64 command line for each VM and exit (2 on errors)',
+  },
+  {
+    name: 'check',
+    scope: 'action',
+    help: 'run every start-up check (options, files, sockets) without creating anything; exit 0, or 2 with the errors',
+  },
   { name: 'help', scope: 'action', help: 'show this help and exit' },
   { name: 'version', scope: 'action', help: 'show the version and exit' },
 ];
@@ -83,10 +211,25 @@ const GLOBAL_KEYS = FLAGS.filter((f) => f.scope === 'global' && f.name !== 'conf
 // array or object) gives, and `label` to name it in errors ('--max-ports', 'vm.toml: vm[1].max-ports').
 
 type Fields = {
-  id?: string; socket?: string; socketMode?: number; maxPorts?: number; multiport?: boolean;
-  consoleSize?: ConsoleSize; resizeOrder?: ResizeOrder; chardevs: ChardevSpec[]; devices: PortDraft[];
+  id?: string;
+  socket?: string;
+  socketMode?: number;
+  maxPorts?: number;
+  multiport?: boolean;
+  consoleSize?: ConsoleSize;
+  resizeOrder?: ResizeOrder;
+  chardevs: ChardevSpec[];
+  devices: PortDraft[];
 };
-type Globals = { logLevel?: LogLevel; control?: string; controlMode?: number; guestMemory?: string; logFormat?: LogFormat; metrics?: ListenAddress; web?: Partial<WebDraft> };
+type Globals = {
+  logLevel?: LogLevel;
+  control?: string;
+  controlMode?: number;
+  guestMemory?: string;
+  logFormat?: LogFormat;
+  metrics?: ListenAddress;
+  web?: Partial<WebDraft>;
+};
 
 const bad = (label: string, value: unknown, what: string): never => {
   const shown = typeof value === 'string' ? `'${value}'` : JSON.stringify(value);
@@ -106,7 +249,12 @@ function path(v: unknown, label: string): string {
 
 function mode(v: unknown, label: string): number {
   // A string is octal as in chmod; a number is taken as is (TOML's 0o660), and JSON users write a string.
-  const m = typeof v === 'number' ? v : typeof v === 'string' && /^(0o?)?[0-7]{1,4}$/.test(v) ? parseInt(v.replace(/^0o/, ''), 8) : NaN;
+  const m =
+    typeof v === 'number'
+      ? v
+      : typeof v === 'string' && /^(0o?)?[0-7]{1,4}$/.test(v)
+        ? parseInt(v.replace(/^0o/, ''), 8)
+        : NaN;
   if (!Number.isInteger(m) || m < 0 || m > 0o777) bad(label, v, 'is not an octal permission mode (e.g. 0660)');
   return m;
 }
@@ -143,7 +291,8 @@ let warnings: string[] = [];
 
 function chardev(v: unknown, label: string): ChardevSpec {
   if (typeof v === 'string') return chardevFromKeyval(v, label, (m) => warnings.push(m));
-  if (!isObject(v)) return bad(label, v, 'is not a chardev (a string BACKEND,id=ID,... or a table with backend and id)');
+  if (!isObject(v))
+    return bad(label, v, 'is not a chardev (a string BACKEND,id=ID,... or a table with backend and id)');
   const backend = str(v.backend, `${label}.backend`, 'must be a string (pty, socket, file, ...)');
   return chardevFromParams(backend, flattenParams(v, label, 'backend'), label, formatObject(backend, v));
 }
@@ -160,7 +309,9 @@ function formatObject(head: string, obj: Record<string, unknown>): string {
   const parts = [head];
   for (const [k, v] of Object.entries(obj)) {
     if (k === 'backend' || k === 'driver') continue;
-    parts.push(`${k}=${escapeValue(typeof v === 'boolean' ? (v ? 'on' : 'off') : Array.isArray(v) ? v.join('+') : String(v))}`);
+    parts.push(
+      `${k}=${escapeValue(typeof v === 'boolean' ? (v ? 'on' : 'off') : Array.isArray(v) ? v.join('+') : String(v))}`,
+    );
   }
   return parts.join(',');
 }
@@ -172,21 +323,41 @@ function isObject(v: unknown): v is Record<string, unknown> {
 /** Store one VM key into `f`. `label` names the option or file key for errors. Lists append. */
 function setVmKey(f: Fields, key: string, v: unknown, label: string): void {
   switch (key) {
-    case 'id': { const id = str(v, label); checkId('vm', id, label); f.id = id; break; }
-    case 'socket': f.socket = path(v, label); break;
-    case 'socket-mode': f.socketMode = mode(v, label); break;
+    case 'id': {
+      const id = str(v, label);
+      checkId('vm', id, label);
+      f.id = id;
+      break;
+    }
+    case 'socket':
+      f.socket = path(v, label);
+      break;
+    case 'socket-mode':
+      f.socketMode = mode(v, label);
+      break;
     case 'max-ports': {
       const n = uint(v, label);
       if (n < 1 || n > MAX_PORTS) bad(label, v, `is out of range (1..${MAX_PORTS})`);
       f.maxPorts = n;
       break;
     }
-    case 'multiport': f.multiport = bool(v, label); break;
-    case 'console-size': f.consoleSize = consoleSize(v, label); break;
-    case 'resize-order': f.resizeOrder = oneOf(v, label, RESIZE_ORDERS); break;
-    case 'chardev': for (const [x, l] of listOf(v, label)) f.chardevs.push(chardev(x, l)); break;
-    case 'device': for (const [x, l] of listOf(v, label)) f.devices.push(device(x, l)); break;
-    default: throw new Error(`internal: unhandled VM key ${key}`);
+    case 'multiport':
+      f.multiport = bool(v, label);
+      break;
+    case 'console-size':
+      f.consoleSize = consoleSize(v, label);
+      break;
+    case 'resize-order':
+      f.resizeOrder = oneOf(v, label, RESIZE_ORDERS);
+      break;
+    case 'chardev':
+      for (const [x, l] of listOf(v, label)) f.chardevs.push(chardev(x, l));
+      break;
+    case 'device':
+      for (const [x, l] of listOf(v, label)) f.devices.push(device(x, l));
+      break;
+    default:
+      throw new Error(`internal: unhandled VM key ${key}`);
   }
 }
 
@@ -197,18 +368,28 @@ function listOf(v: unknown, label: string): [unknown, string][] {
 
 function setGlobalKey(g: Globals, key: string, v: unknown, label: string): void {
   switch (key) {
-    case 'log-level': g.logLevel = oneOf(v, label, LOG_LEVELS); break;
+    case 'log-level':
+      g.logLevel = oneOf(v, label, LOG_LEVELS);
+      break;
     case 'control':
       // The file may give { path, mode } as one table.
       if (isObject(v)) {
-        for (const k of Object.keys(v)) if (k !== 'path' && k !== 'mode') bad(`${label}.${k}`, k, `is not a control key (path, mode)${didYouMean(k, ['path', 'mode'])}`);
+        for (const k of Object.keys(v))
+          if (k !== 'path' && k !== 'mode')
+            bad(`${label}.${k}`, k, `is not a control key (path, mode)${didYouMean(k, ['path', 'mode'])}`);
         g.control = path(v.path, `${label}.path`);
         if (v.mode !== undefined) g.controlMode = mode(v.mode, `${label}.mode`);
       } else g.control = path(v, label);
       break;
-    case 'control-mode': g.controlMode = mode(v, label); break;
-    case 'log-format': g.logFormat = oneOf(v, label, LOG_FORMATS); break;
-    case 'metrics': g.metrics = parseListenAddress(typeof v === 'number' ? String(v) : str(v, label), label); break;
+    case 'control-mode':
+      g.controlMode = mode(v, label);
+      break;
+    case 'log-format':
+      g.logFormat = oneOf(v, label, LOG_FORMATS);
+      break;
+    case 'metrics':
+      g.metrics = parseListenAddress(typeof v === 'number' ? String(v) : str(v, label), label);
+      break;
     case 'guest-memory': {
       const m = str(v, label);
       // QEMU's -m: a number with an optional suffix K, M, G, T.
@@ -217,24 +398,56 @@ function setGlobalKey(g: Globals, key: string, v: unknown, label: string): void 
       break;
     }
     // The web keys are checked together, by finishWeb (src/web/config.ts).
-    case 'web': g.web = { ...g.web, listen: typeof v === 'number' ? String(v) : str(v, label) }; break;
-    case 'web-cert': g.web = { ...g.web, cert: path(v, label) }; break;
-    case 'web-key': g.web = { ...g.web, key: path(v, label) }; break;
-    case 'web-insecure': g.web = { ...g.web, insecure: bool(v, label) }; break;
-    case 'web-token-file': g.web = { ...g.web, tokenFile: path(v, label) }; break;
-    case 'web-scrollback': g.web = { ...g.web, scrollback: uint(v, label) }; break;
-    case 'web-generic': g.web = { ...g.web, generic: bool(v, label) }; break;
-    default: throw new Error(`internal: unhandled global key ${key}`);
+    case 'web':
+      g.web = { ...g.web, listen: typeof v === 'number' ? String(v) : str(v, label) };
+      break;
+    case 'web-cert':
+      g.web = { ...g.web, cert: path(v, label) };
+      break;
+    case 'web-key':
+      g.web = { ...g.web, key: path(v, label) };
+      break;
+    case 'web-insecure':
+      g.web = { ...g.web, insecure: bool(v, label) };
+      break;
+    case 'web-token-file':
+      g.web = { ...g.web, tokenFile: path(v, label) };
+      break;
+    case 'web-scrollback':
+      g.web = { ...g.web, scrollback: uint(v, label) };
+      break;
+    case 'web-generic':
+      g.web = { ...g.web, generic: bool(v, label) };
+      break;
+    default:
+      throw new Error(`internal: unhandled global key ${key}`);
   }
 }
 
 // ---------------------------------------------------------------------------------------
 // argv
 
-interface Argv { vm: Fields; vmKeys: Set<string>; globals: Globals; config?: string; printQemuArgs: boolean; check: boolean; help: boolean; version: boolean }
+interface Argv {
+  vm: Fields;
+  vmKeys: Set<string>;
+  globals: Globals;
+  config?: string;
+  printQemuArgs: boolean;
+  check: boolean;
+  help: boolean;
+  version: boolean;
+}
 
 function scanArgv(argv: readonly string[]): Argv {
-  const out: Argv = { vm: { chardevs: [], devices: [] }, vmKeys: new Set(), globals: {}, printQemuArgs: false, check: false, help: false, version: false };
+  const out: Argv = {
+    vm: { chardevs: [], devices: [] },
+    vmKeys: new Set(),
+    globals: {},
+    printQemuArgs: false,
+    check: false,
+    help: false,
+    version: false,
+  };
   const seen = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -247,14 +460,24 @@ function scanArgv(argv: readonly string[]): Argv {
       if (eq >= 0) value = arg.slice(eq + 1);
     } else if (arg.startsWith('-') && arg.length > 1) {
       // QEMU habits: `-chardev` -> suggest `--chardev`.
-      throw new ConfigError(`unknown option '${arg}'${didYouMean(arg.replace(/^-+/, '').split('=')[0]!, FLAG.keys(), (s) => `'--${s}'`)}`, arg, arg);
+      throw new ConfigError(
+        `unknown option '${arg}'${didYouMean(arg.replace(/^-+/, '').split('=')[0]!, FLAG.keys(), (s) => `'--${s}'`)}`,
+        arg,
+        arg,
+      );
     } else {
       throw new ConfigError(`unexpected argument '${arg}' (options start with --; see --help)`, arg, arg);
     }
     const flag = FLAG.get(name);
-    if (flag === undefined) throw new ConfigError(`unknown option '--${name}'${didYouMean(name, FLAG.keys(), (s) => `'--${s}'`)}`, `--${name}`, arg);
+    if (flag === undefined)
+      throw new ConfigError(
+        `unknown option '--${name}'${didYouMean(name, FLAG.keys(), (s) => `'--${s}'`)}`,
+        `--${name}`,
+        arg,
+      );
     const label = `--${name}`;
-    if (!flag.repeat && seen.has(name)) throw new ConfigError(`${label} is given more than once`, label, value ?? argv[i + 1] ?? '');
+    if (!flag.repeat && seen.has(name))
+      throw new ConfigError(`${label} is given more than once`, label, value ?? argv[i + 1] ?? '');
     seen.add(name);
     if (flag.scope === 'action') {
       if (value !== undefined) throw new ConfigError(`${label} takes no value (got '${value}')`, label, value);
@@ -267,13 +490,19 @@ function scanArgv(argv: readonly string[]): Argv {
     if (value === undefined) {
       const next = argv[i + 1];
       if (next === undefined || (next.startsWith('--') && next.length > 2)) {
-        throw new ConfigError(`${label} needs a value (${flag.metavar})${next === undefined ? '' : `, got the option '${next}'`}`, label, next ?? '');
+        throw new ConfigError(
+          `${label} needs a value (${flag.metavar})${next === undefined ? '' : `, got the option '${next}'`}`,
+          label,
+          next ?? '',
+        );
       }
       value = next;
       i++;
     }
-    if (flag.scope === 'vm') { setVmKey(out.vm, name, value, label); out.vmKeys.add(name); }
-    else if (name === 'config') out.config = value;
+    if (flag.scope === 'vm') {
+      setVmKey(out.vm, name, value, label);
+      out.vmKeys.add(name);
+    } else if (name === 'config') out.config = value;
     else setGlobalKey(out.globals, name, value, label);
   }
   return out;
@@ -289,13 +518,24 @@ export function parseArgs(argv: readonly string[]): ParsedCli {
   }
   warnings = [];
   const a = scanArgv(argv);
-  if (a.check && a.printQemuArgs) throw new ConfigError('--check and --print-qemu-args exclude each other (--print-qemu-args checks too)', '--check', '');
+  if (a.check && a.printQemuArgs)
+    throw new ConfigError(
+      '--check and --print-qemu-args exclude each other (--print-qemu-args checks too)',
+      '--check',
+      '',
+    );
   const action = a.check ? 'check' : a.printQemuArgs ? 'print-qemu-args' : 'run';
   if (a.config === undefined && a.vmKeys.size === 0) {
     // Nothing configured: the embedded default, with the given globals on top.
     const d = scanArgv(DEFAULT_ARGV);
     const g = mergeGlobals(d.globals, a.globals);
-    return { action, config: build([topDraft(d.vm, 'the default configuration')], g), usedDefault: true, warnings, guestMemory: g.guestMemory ?? DEFAULT_GUEST_MEMORY };
+    return {
+      action,
+      config: build([topDraft(d.vm, 'the default configuration')], g),
+      usedDefault: true,
+      warnings,
+      guestMemory: g.guestMemory ?? DEFAULT_GUEST_MEMORY,
+    };
   }
   const file = a.config === undefined ? undefined : readConfigFile(a.config);
   const top: Fields = { chardevs: [], devices: [] };
@@ -306,11 +546,23 @@ export function parseArgs(argv: readonly string[]): ParsedCli {
     else (top as Record<string, unknown>)[camel(key)] = (a.vm as Record<string, unknown>)[camel(key)];
   }
   const drafts: VmDraft[] = [];
-  if (a.vmKeys.size > 0 || file?.hasTop) drafts.push(topDraft(top, a.config === undefined ? 'the command line' : `the command line or ${a.config}`));
+  if (a.vmKeys.size > 0 || file?.hasTop)
+    drafts.push(topDraft(top, a.config === undefined ? 'the command line' : `the command line or ${a.config}`));
   drafts.push(...(file?.vms ?? []));
-  if (drafts.length === 0) throw new ConfigError(`${a.config}: no VM is configured (give socket, chardev, device at the top level or a vm list)`, '--config', a.config);
+  if (drafts.length === 0)
+    throw new ConfigError(
+      `${a.config}: no VM is configured (give socket, chardev, device at the top level or a vm list)`,
+      '--config',
+      a.config,
+    );
   const g = mergeGlobals(file?.globals, a.globals);
-  return { action, config: build(drafts, g), usedDefault: false, warnings, guestMemory: g.guestMemory ?? DEFAULT_GUEST_MEMORY };
+  return {
+    action,
+    config: build(drafts, g),
+    usedDefault: false,
+    warnings,
+    guestMemory: g.guestMemory ?? DEFAULT_GUEST_MEMORY,
+  };
 }
 
 /** The flags' globals over the file's (or the default's); the web keys one by one. */
@@ -321,7 +573,11 @@ function mergeGlobals(base: Globals | undefined, top: Globals): Globals {
 
 function webConfig(g: Globals): Config['web'] {
   if (g.web === undefined) return undefined;
-  if (g.web.listen === undefined) throw new ConfigError('--web-cert, --web-key, --web-insecure, --web-token-file, --web-scrollback and --web-generic need --web', '--web');
+  if (g.web.listen === undefined)
+    throw new ConfigError(
+      '--web-cert, --web-key, --web-insecure, --web-token-file, --web-scrollback and --web-generic need --web',
+      '--web',
+    );
   return finishWeb(g.web as WebDraft);
 }
 
@@ -331,7 +587,9 @@ function camel(key: string): string {
 
 function topDraft(f: Fields, where: string): VmDraft {
   if (f.socket === undefined) {
-    const given = (['chardevs', 'devices'] as const).some((k) => f[k].length > 0) ? 'ports or chardevs are configured' : 'VM options are given';
+    const given = (['chardevs', 'devices'] as const).some((k) => f[k].length > 0)
+      ? 'ports or chardevs are configured'
+      : 'VM options are given';
     throw new ConfigError(`${given} but no --socket (in ${where})`, '--socket', '');
   }
   return { ...f, id: f.id ?? DEFAULT_VM_ID };
@@ -341,10 +599,17 @@ function build(drafts: VmDraft[], g: Globals): Config {
   const several = drafts.length > 1;
   const vms: VmConfig[] = drafts.map((d) => finishVm(d, several ? { prefix: `vm '${d.id}': ` } : {}));
   let control: ControlConfig | undefined;
-  if (g.control !== undefined) control = g.controlMode === undefined ? { path: g.control } : { path: g.control, mode: g.controlMode };
-  else if (g.controlMode !== undefined) throw new ConfigError('--control-mode is given without --control', '--control-mode', g.controlMode.toString(8));
+  if (g.control !== undefined)
+    control = g.controlMode === undefined ? { path: g.control } : { path: g.control, mode: g.controlMode };
+  else if (g.controlMode !== undefined)
+    throw new ConfigError('--control-mode is given without --control', '--control-mode', g.controlMode.toString(8));
   const config = finishConfig(g.logLevel ?? envLogLevel() ?? 'info', vms, control);
-  return { ...config, ...(g.logFormat !== undefined && { logFormat: g.logFormat }), ...(g.metrics !== undefined && { metrics: g.metrics }), ...(g.web !== undefined && { web: webConfig(g) }) };
+  return {
+    ...config,
+    ...(g.logFormat !== undefined && { logFormat: g.logFormat }),
+    ...(g.metrics !== undefined && { metrics: g.metrics }),
+    ...(g.web !== undefined && { web: webConfig(g) }),
+  };
 }
 
 /** VHOST_CONSOLE_LOG: the log level when neither --log-level nor the file's log-level gives one. */
@@ -352,7 +617,11 @@ export function envLogLevel(env: NodeJS.ProcessEnv = process.env): LogLevel | un
   const v = env.VHOST_CONSOLE_LOG;
   if (v === undefined || v === '') return undefined;
   if (!(LOG_LEVELS as readonly string[]).includes(v)) {
-    throw new ConfigError(`VHOST_CONSOLE_LOG: '${v}' is not a log level (${LOG_LEVELS.join(', ')})${didYouMean(v, LOG_LEVELS)}; --log-level overrides it`, 'VHOST_CONSOLE_LOG', v);
+    throw new ConfigError(
+      `VHOST_CONSOLE_LOG: '${v}' is not a log level (${LOG_LEVELS.join(', ')})${didYouMean(v, LOG_LEVELS)}; --log-level overrides it`,
+      'VHOST_CONSOLE_LOG',
+      v,
+    );
   }
   return v as LogLevel;
 }
@@ -360,7 +629,12 @@ export function envLogLevel(env: NodeJS.ProcessEnv = process.env): LogLevel | un
 // ---------------------------------------------------------------------------------------
 // Config file
 
-interface FileConfig { top: Fields; hasTop: boolean; vms: VmDraft[]; globals: Globals }
+interface FileConfig {
+  top: Fields;
+  hasTop: boolean;
+  vms: VmDraft[];
+  globals: Globals;
+}
 
 /** Read a JSON or TOML file: by extension (.json, .toml), else by content ('{' first means JSON). */
 export function readConfigFile(file: string): FileConfig {
@@ -376,7 +650,11 @@ export function readConfigFile(file: string): FileConfig {
   try {
     data = json ? JSON.parse(text) : parseToml(text);
   } catch (e) {
-    throw new ConfigError(`--config '${file}': not valid ${json ? 'JSON' : 'TOML'}: ${(e as Error).message}`, '--config', file);
+    throw new ConfigError(
+      `--config '${file}': not valid ${json ? 'JSON' : 'TOML'}: ${(e as Error).message}`,
+      '--config',
+      file,
+    );
   }
   return configFromObject(data, file);
 }
@@ -391,15 +669,18 @@ export function configFromObject(data: unknown, file: string): FileConfig {
   const allowed = [...VM_KEYS, ...GLOBAL_KEYS, 'vm'];
   for (const [key, v] of Object.entries(data)) {
     const label = `${file}: ${key}`;
-    if (VM_KEYS.includes(key)) { setVmKey(top, key, v, label); hasTop = true; }
-    else if (GLOBAL_KEYS.includes(key)) setGlobalKey(globals, key, v, label);
+    if (VM_KEYS.includes(key)) {
+      setVmKey(top, key, v, label);
+      hasTop = true;
+    } else if (GLOBAL_KEYS.includes(key)) setGlobalKey(globals, key, v, label);
     else if (key === 'vm') {
       listOf(v, label).forEach(([entry, l], i) => {
         const where = Array.isArray(v) ? l : `${label}[${i}]`;
         if (!isObject(entry)) bad(where, entry, 'is not a table/object of VM keys');
         const f: Fields = { chardevs: [], devices: [] };
         for (const [k, x] of Object.entries(entry as Record<string, unknown>)) {
-          if (!VM_KEYS.includes(k)) throw new ConfigError(`${where}: unknown key '${k}'${didYouMean(k, VM_KEYS)}`, k, k);
+          if (!VM_KEYS.includes(k))
+            throw new ConfigError(`${where}: unknown key '${k}'${didYouMean(k, VM_KEYS)}`, k, k);
           setVmKey(f, k, x, `${where}.${k}`);
         }
         if (f.id === undefined) throw new ConfigError(`${where}: a vm entry needs an id`, 'id', '');

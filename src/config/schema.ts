@@ -12,9 +12,21 @@ import type { ResizeOrder } from '../device/types.js';
 import { KeyvalError, parseBool, parseKeyval, takeList } from './keyval.js';
 import { didYouMean } from './suggest.js';
 import type { WebConfig } from '../web/config.js';
-import { CONSOLE_SIZE_MAX, CONSOLE_SIZE_MIN, DEFAULT_HUB_MAX_MEMBERS, DEFAULT_MAX_PORTS, MAX_PORTS } from '../limits.js';
+import {
+  CONSOLE_SIZE_MAX,
+  CONSOLE_SIZE_MIN,
+  DEFAULT_HUB_MAX_MEMBERS,
+  DEFAULT_MAX_PORTS,
+  MAX_PORTS,
+} from '../limits.js';
 // Backend options are the chardev layer's knowledge; its parser is pure (touches nothing).
-import { BACKEND_KEYS, COMMON_KEYS, KNOWN_BACKENDS, parseChardevOptions, type ChardevConfig } from '../chardev/registry.js';
+import {
+  BACKEND_KEYS,
+  COMMON_KEYS,
+  KNOWN_BACKENDS,
+  parseChardevOptions,
+  type ChardevConfig,
+} from '../chardev/registry.js';
 
 export type PortDriver = 'virtconsole' | 'virtserialport';
 export const PORT_DRIVERS: readonly PortDriver[] = ['virtconsole', 'virtserialport'];
@@ -51,7 +63,10 @@ export interface PortConfig {
   bus?: string;
 }
 
-export interface ConsoleSize { cols: number; rows: number }
+export interface ConsoleSize {
+  cols: number;
+  rows: number;
+}
 
 export interface VmConfig {
   id: string;
@@ -67,7 +82,10 @@ export interface VmConfig {
   devices: PortConfig[];
 }
 
-export interface ControlConfig { path: string; mode?: number }
+export interface ControlConfig {
+  path: string;
+  mode?: number;
+}
 
 export interface Config {
   logLevel: LogLevel;
@@ -120,7 +138,11 @@ const ID = /^[A-Za-z][A-Za-z0-9._-]{0,127}$/;
 
 export function checkId(what: string, id: string, option?: string): void {
   if (!ID.test(id)) {
-    throw new ConfigError(`${what} id '${id}' is invalid: it must start with a letter and contain only letters, digits, '-', '.' and '_'`, option, id);
+    throw new ConfigError(
+      `${what} id '${id}' is invalid: it must start with a letter and contain only letters, digits, '-', '.' and '_'`,
+      option,
+      id,
+    );
   }
 }
 
@@ -156,9 +178,21 @@ const QEMU_ONLY_BACKENDS: Record<string, string> = {
 };
 
 /** Our options, every backend's, for flags and suggestions. */
-const OUR_CHARDEV_OPTIONS: readonly string[] = [...new Set(['id', ...COMMON_KEYS, ...Object.values(BACKEND_KEYS).flat()])];
+const OUR_CHARDEV_OPTIONS: readonly string[] = [
+  ...new Set(['id', ...COMMON_KEYS, ...Object.values(BACKEND_KEYS).flat()]),
+];
 /** Which of them are booleans (a flag may name them: `server`, `nowait`). */
-const OUR_BOOLEANS = new Set(['server', 'wait', 'nodelay', 'telnet', 'append', 'signal', 'logappend', 'timestamp', 'input']);
+const OUR_BOOLEANS = new Set([
+  'server',
+  'wait',
+  'nodelay',
+  'telnet',
+  'append',
+  'signal',
+  'logappend',
+  'timestamp',
+  'input',
+]);
 
 /**
  * Options of QEMU's -chardev (chardev/char.c qemu_chardev_opts) this daemon does not implement.
@@ -226,21 +260,32 @@ function notSupported(id: string, key: string, value: string | undefined): strin
  * wait=off (`nodelay` is itself an option: nodelay=on). QEMU accepts this for any option and
  * warns; we accept it for booleans only, and refuse the rest with advice that works.
  */
-function resolveChardevFlags(id: string, params: Map<string, string>, flags: readonly string[], where: string, warn?: Warn): void {
+function resolveChardevFlags(
+  id: string,
+  params: Map<string, string>,
+  flags: readonly string[],
+  where: string,
+  warn?: Warn,
+): void {
   const isBool = (k: string) => OUR_BOOLEANS.has(k) || k === 'delay' || QEMU_ONLY_OPTIONS[k]?.bool === true;
   for (const flag of flags) {
     let key: string | undefined;
     let value = 'on';
     if (isBool(flag)) key = flag;
-    else if (flag.startsWith('no') && isBool(flag.slice(2))) { key = flag.slice(2); value = 'off'; }
+    else if (flag.startsWith('no') && isBool(flag.slice(2))) {
+      key = flag.slice(2);
+      value = 'off';
+    }
     if (key === undefined) {
       const base = flag.startsWith('no') && QEMU_ONLY_OPTIONS[flag.slice(2)] !== undefined ? flag.slice(2) : flag;
       if (QEMU_ONLY_OPTIONS[base] !== undefined) throw new ConfigError(notSupported(id, base, undefined), base, flag);
-      if (OUR_CHARDEV_OPTIONS.includes(flag)) throw new ConfigError(`${where}: parameter '${flag}' has no value; write '${flag}=VALUE'`, flag, flag);
+      if (OUR_CHARDEV_OPTIONS.includes(flag))
+        throw new ConfigError(`${where}: parameter '${flag}' has no value; write '${flag}=VALUE'`, flag, flag);
       throw new ConfigError(`${where}: unknown option '${flag}'${didYouMean(flag, OUR_CHARDEV_OPTIONS)}`, flag, flag);
     }
     const written = params.get(key);
-    if (written !== undefined) throw new ConfigError(`${where}: '${key}' is given twice ('${flag}' and '${key}=${written}')`, key, flag);
+    if (written !== undefined)
+      throw new ConfigError(`${where}: '${key}' is given twice ('${flag}' and '${key}=${written}')`, key, flag);
     params.set(key, value);
     warn?.(`${where}: '${flag}' is QEMU's deprecated short form of '${key}=${value}'; write '${key}=${value}'`);
   }
@@ -248,42 +293,62 @@ function resolveChardevFlags(id: string, params: Map<string, string>, flags: rea
 
 /** The common path of `--chardev` text, config-file objects and QMP chardev-add. `params` is consumed. */
 export function chardevFromParams(
-  written: string, params: Map<string, string>, option = '--chardev', source?: string, flags: readonly string[] = [], warn?: Warn,
+  written: string,
+  params: Map<string, string>,
+  option = '--chardev',
+  source?: string,
+  flags: readonly string[] = [],
+  warn?: Warn,
 ): ChardevSpec {
   const at = source === undefined ? '' : ` in '${source}'`;
   const id = params.get('id');
-  if (id === undefined) throw new ConfigError(`${option}: chardev '${written}' has no id${at}`, option, source ?? written);
+  if (id === undefined)
+    throw new ConfigError(`${option}: chardev '${written}' has no id${at}`, option, source ?? written);
   checkId('chardev', id, option);
   params.delete('id');
   const backend = BACKEND_ALIASES[written] ?? written;
   if (!BACKENDS.includes(backend)) {
     const supported = `supported: ${BACKENDS.join(', ')}`;
     if (QEMU_ONLY_BACKENDS[backend] !== undefined) {
-      throw new ConfigError(`chardev '${id}': backend '${backend}' is not supported by vhost-console (${supported})${QEMU_ONLY_BACKENDS[backend]}`, option, backend);
+      throw new ConfigError(
+        `chardev '${id}': backend '${backend}' is not supported by vhost-console (${supported})${QEMU_ONLY_BACKENDS[backend]}`,
+        option,
+        backend,
+      );
     }
-    throw new ConfigError(`chardev '${id}': unknown backend '${backend}'${didYouMean(backend, BACKENDS)} (${supported})`, option, backend);
+    throw new ConfigError(
+      `chardev '${id}': unknown backend '${backend}'${didYouMean(backend, BACKENDS)} (${supported})`,
+      option,
+      backend,
+    );
   }
   resolveChardevFlags(id, params, flags, source === undefined ? option : `${option} '${source}'`, warn);
   // QEMU's `delay` is the inverse of `nodelay` (QEMU: "'delay' and 'nodelay' are mutually exclusive").
   const delay = params.get('delay');
   if (delay !== undefined) {
     const on = parseBool(delay);
-    if (on === undefined) throw new ConfigError(`chardev '${id}': option 'delay' must be on or off, not '${delay}'`, 'delay', delay);
-    if (params.has('nodelay')) throw new ConfigError(`chardev '${id}': options 'delay' and 'nodelay' exclude each other`, 'delay', delay);
+    if (on === undefined)
+      throw new ConfigError(`chardev '${id}': option 'delay' must be on or off, not '${delay}'`, 'delay', delay);
+    if (params.has('nodelay'))
+      throw new ConfigError(`chardev '${id}': options 'delay' and 'nodelay' exclude each other`, 'delay', delay);
     params.delete('delay');
     params.set('nodelay', on ? 'off' : 'on');
   }
   for (const [key, value] of [...params]) {
     const q = QEMU_ONLY_OPTIONS[key];
     if (q === undefined) continue;
-    if (q.noop !== undefined && parseBool(value) === parseBool(q.noop)) { params.delete(key); continue; }
+    if (q.noop !== undefined && parseBool(value) === parseBool(q.noop)) {
+      params.delete(key);
+      continue;
+    }
     throw new ConfigError(notSupported(id, key, value), key, value);
   }
   const members = backend === 'hub' ? takeList(params, 'chardevs') : undefined;
   const options = Object.fromEntries(params);
   if (backend !== 'hub') {
     for (const key of Object.keys(options)) {
-      if (key === 'chardevs' || key.startsWith('chardevs.')) throw new ConfigError(`chardev '${id}': '${key}' is only for hub chardevs`, option, source ?? key);
+      if (key === 'chardevs' || key.startsWith('chardevs.'))
+        throw new ConfigError(`chardev '${id}': '${key}' is only for hub chardevs`, option, source ?? key);
     }
   }
   // The one conversion to the typed form, by the backend's own parser (pure). A hub's list is
@@ -311,7 +376,12 @@ export function flattenParams(obj: Record<string, unknown>, label: string, skip?
     else if (typeof v === 'boolean') params.set(key, v ? 'on' : 'off');
     else if (Array.isArray(v)) v.forEach((x, i) => put(`${key}.${i}`, x));
     else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) put(`${key}.${k}`, x);
-    else throw new ConfigError(`${label}.${key}: ${JSON.stringify(v) ?? 'undefined'} is not a string, number or boolean`, `${label}.${key}`, String(v));
+    else
+      throw new ConfigError(
+        `${label}.${key}: ${JSON.stringify(v) ?? 'undefined'} is not a string, number or boolean`,
+        `${label}.${key}`,
+        String(v),
+      );
   };
   for (const [k, v] of Object.entries(obj)) if (k !== skip) put(k, v);
   return params;
@@ -333,8 +403,18 @@ export function portFromKeyval(text: string, option = '--device'): PortDraft {
  * (hw/core/bus.c: lower-case type name + '.N'): `bus=pci.0` names a PCI bus, not a port's.
  */
 const OTHER_BUS_TYPES: Record<string, string> = {
-  pci: 'PCI', pcie: 'PCI Express', isa: 'ISA', ide: 'IDE', scsi: 'SCSI', 'usb-bus': 'USB', 'virtio-pci-bus': 'virtio-pci',
-  'virtio-mmio-bus': 'virtio-mmio', 'virtio-ccw-bus': 'virtio-ccw', 'main-system-bus': 'system', 'i2c-bus': 'I2C', 'hda-bus': 'HDA',
+  pci: 'PCI',
+  pcie: 'PCI Express',
+  isa: 'ISA',
+  ide: 'IDE',
+  scsi: 'SCSI',
+  'usb-bus': 'USB',
+  'virtio-pci-bus': 'virtio-pci',
+  'virtio-mmio-bus': 'virtio-mmio',
+  'virtio-ccw-bus': 'virtio-ccw',
+  'main-system-bus': 'system',
+  'i2c-bus': 'I2C',
+  'hda-bus': 'HDA',
 };
 
 /**
@@ -349,42 +429,66 @@ export function checkBus(bus: string, driver: string): string | undefined {
   if (bus.startsWith('/')) return `bus '${bus}': bus paths are not supported; give the bus name (${example})`;
   const m = /^([A-Za-z][A-Za-z0-9._-]*)\.(0|[1-9]\d*)$/.exec(bus);
   if (m === null) {
-    if (ID.test(bus)) return `bus '${bus}' is not a bus name: the bus of a virtio-serial controller with id=${bus} is '${bus}.0'`;
+    if (ID.test(bus))
+      return `bus '${bus}' is not a bus name: the bus of a virtio-serial controller with id=${bus} is '${bus}.0'`;
     return `bus '${bus}' is not a bus name (${example})`;
   }
   const [, owner, index] = m as unknown as [string, string, string];
   const other = OTHER_BUS_TYPES[owner];
-  if (other !== undefined) return `bus '${bus}' is a ${other} bus: a ${driver} goes on a virtio-serial bus (${example})`;
-  if (owner !== 'virtio-serial-bus' && index !== '0') return `bus '${bus}' does not exist: a virtio-serial controller has one bus, '${owner}.0'`;
+  if (other !== undefined)
+    return `bus '${bus}' is a ${other} bus: a ${driver} goes on a virtio-serial bus (${example})`;
+  if (owner !== 'virtio-serial-bus' && index !== '0')
+    return `bus '${bus}' does not exist: a virtio-serial controller has one bus, '${owner}.0'`;
   return undefined;
 }
 
-export function portFromParams(driver: string, params: Map<string, string>, option = '--device', source?: string, flags: readonly string[] = []): PortDraft {
+export function portFromParams(
+  driver: string,
+  params: Map<string, string>,
+  option = '--device',
+  source?: string,
+  flags: readonly string[] = [],
+): PortDraft {
   const at = source === undefined ? `${option}: ` : `${option} '${source}': `;
   const value = source ?? driver;
   if (!(PORT_DRIVERS as readonly string[]).includes(driver)) {
-    throw new ConfigError(`${at}unknown driver '${driver}' (expected virtconsole or virtserialport)${didYouMean(driver, PORT_DRIVERS)}`, option, value);
+    throw new ConfigError(
+      `${at}unknown driver '${driver}' (expected virtconsole or virtserialport)${didYouMean(driver, PORT_DRIVERS)}`,
+      option,
+      value,
+    );
   }
   // QEMU would read a flag as a short-form boolean; a port has no boolean properties.
   for (const flag of flags) {
-    if (DEVICE_KEYS.includes(flag)) throw new ConfigError(`${at}parameter '${flag}' has no value; write '${flag}=VALUE'`, option, value);
+    if (DEVICE_KEYS.includes(flag))
+      throw new ConfigError(`${at}parameter '${flag}' has no value; write '${flag}=VALUE'`, option, value);
     throw new ConfigError(`${at}unknown parameter '${flag}'${didYouMean(flag, DEVICE_KEYS)}`, option, value);
   }
   const draft: PortDraft = { driver: driver as PortDriver };
   if (source !== undefined) draft.source = source;
   for (const [key, v] of params) {
     switch (key) {
-      case 'id': checkId('device', v, option); draft.id = v; break;
-      case 'chardev': draft.chardev = v; break;
-      case 'name': draft.name = v; break;
-      case 'nr': draft.nr = parseUint(v, `${at}nr`, option, value); break;
+      case 'id':
+        checkId('device', v, option);
+        draft.id = v;
+        break;
+      case 'chardev':
+        draft.chardev = v;
+        break;
+      case 'name':
+        draft.name = v;
+        break;
+      case 'nr':
+        draft.nr = parseUint(v, `${at}nr`, option, value);
+        break;
       case 'bus': {
         const bad = checkBus(v, driver);
         if (bad !== undefined) throw new ConfigError(`${at}${bad}`, option, value);
         draft.bus = v;
         break;
       }
-      default: throw new ConfigError(`${at}unknown parameter '${key}'${didYouMean(key, DEVICE_KEYS)}`, option, value);
+      default:
+        throw new ConfigError(`${at}unknown parameter '${key}'${didYouMean(key, DEVICE_KEYS)}`, option, value);
     }
   }
   return draft;
@@ -392,7 +496,8 @@ export function portFromParams(driver: string, params: Map<string, string>, opti
 
 /** A decimal integer >= 0, or a ConfigError "`what`: 'x' is not a number". */
 export function parseUint(text: string, what: string, option?: string, value?: string): number {
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) throw new ConfigError(`${what}: '${text}' is not a non-negative integer`, option, value ?? text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text)))
+    throw new ConfigError(`${what}: '${text}' is not a non-negative integer`, option, value ?? text);
   return Number(text);
 }
 
@@ -409,16 +514,27 @@ export interface FinishOptions {
 /** Apply defaults and every cross-reference rule; assign port numbers and ids. Throws ConfigError. */
 export function finishVm(draft: VmDraft, opts: FinishOptions = {}): VmConfig {
   const p = opts.prefix ?? '';
-  const fail = (message: string, option?: string, value?: string): never => { throw new ConfigError(p + message, option, value); };
+  const fail = (message: string, option?: string, value?: string): never => {
+    throw new ConfigError(p + message, option, value);
+  };
 
   checkId('vm', draft.id);
-  if (draft.socket === undefined || draft.socket === '') fail('no vhost-user socket path (--socket PATH)', '--socket', '');
+  if (draft.socket === undefined || draft.socket === '')
+    fail('no vhost-user socket path (--socket PATH)', '--socket', '');
   const multiport = draft.multiport ?? true;
   const maxPorts = draft.maxPorts ?? (multiport ? DEFAULT_MAX_PORTS : 1);
-  if (!Number.isInteger(maxPorts) || maxPorts < 1 || maxPorts > MAX_PORTS) fail(`--max-ports: ${maxPorts} is out of range (1..${MAX_PORTS})`, '--max-ports', String(maxPorts));
-  if (!multiport && maxPorts !== 1) fail(`--max-ports: ${maxPorts} conflicts with --multiport off, which has exactly one port`, '--max-ports', String(maxPorts));
+  if (!Number.isInteger(maxPorts) || maxPorts < 1 || maxPorts > MAX_PORTS)
+    fail(`--max-ports: ${maxPorts} is out of range (1..${MAX_PORTS})`, '--max-ports', String(maxPorts));
+  if (!multiport && maxPorts !== 1)
+    fail(
+      `--max-ports: ${maxPorts} conflicts with --multiport off, which has exactly one port`,
+      '--max-ports',
+      String(maxPorts),
+    );
   const consoleSize = draft.consoleSize ?? DEFAULT_CONSOLE_SIZE;
-  checkConsoleSize(consoleSize.cols, consoleSize.rows, (m) => fail(`--console-size: ${m}`, '--console-size', `${consoleSize.cols}x${consoleSize.rows}`));
+  checkConsoleSize(consoleSize.cols, consoleSize.rows, (m) =>
+    fail(`--console-size: ${m}`, '--console-size', `${consoleSize.cols}x${consoleSize.rows}`),
+  );
   if (draft.socketMode !== undefined) checkMode(draft.socketMode, '--socket-mode', p);
 
   // Chardevs: unique ids; a hub's members exist, are not hubs, and belong to no other user.
@@ -435,13 +551,16 @@ export function finishVm(draft: VmDraft, opts: FinishOptions = {}): VmConfig {
       continue;
     }
     const members = c.members ?? [];
-    if (members.length === 0 && !opts.runtime) fail(`hub '${c.id}': no members (give chardevs.0=ID, chardevs.1=ID, ...)`, '--chardev', c.id);
+    if (members.length === 0 && !opts.runtime)
+      fail(`hub '${c.id}': no members (give chardevs.0=ID, chardevs.1=ID, ...)`, '--chardev', c.id);
     // QEMU caps a hub at 4 members; ours holds more (viewers attached at run time), up to its max-members.
     const max = c.config.backend === 'hub' ? c.config.maxMembers : DEFAULT_HUB_MAX_MEMBERS;
-    if (members.length > max) fail(`hub '${c.id}': ${members.length} members, at most ${max} (max-members)`, '--chardev', c.id);
+    if (members.length > max)
+      fail(`hub '${c.id}': ${members.length} members, at most ${max} (max-members)`, '--chardev', c.id);
     for (const m of members) {
       const member = chardevs.get(m);
-      if (member === undefined) fail(`hub '${c.id}': member '${m}' does not exist${didYouMean(m, chardevs.keys())}`, '--chardev', m);
+      if (member === undefined)
+        fail(`hub '${c.id}': member '${m}' does not exist${didYouMean(m, chardevs.keys())}`, '--chardev', m);
       if (member!.backend === 'hub') fail(`hub '${c.id}': member '${m}' is a hub; hubs do not nest`, '--chardev', m);
       const user = usedBy.get(m);
       if (user !== undefined) fail(`hub '${c.id}': member '${m}' is already used by ${user}`, '--chardev', m);
@@ -453,8 +572,15 @@ export function finishVm(draft: VmDraft, opts: FinishOptions = {}): VmConfig {
   if (!multiport) {
     const d = draft.devices;
     if (d.length !== 1 || d[0]!.driver !== 'virtconsole' || (d[0]!.nr ?? 0) !== 0) {
-      const got = d.length === 0 ? 'none' : d.map((x) => (x.label !== undefined || x.source === undefined ? nameOf(x) : describePort(x))).join(', ');
-      fail(`${opts.runtime ? 'multiport is off' : '--multiport off'}: exactly one port is allowed, a virtconsole at nr 0 (got ${got})`, '--device', d[0]?.source ?? '');
+      const got =
+        d.length === 0
+          ? 'none'
+          : d.map((x) => (x.label !== undefined || x.source === undefined ? nameOf(x) : describePort(x))).join(', ');
+      fail(
+        `${opts.runtime ? 'multiport is off' : '--multiport off'}: exactly one port is allowed, a virtconsole at nr 0 (got ${got})`,
+        '--device',
+        d[0]?.source ?? '',
+      );
     }
   }
   const usedNr = new Map<number, PortDraft>();
@@ -462,8 +588,10 @@ export function finishVm(draft: VmDraft, opts: FinishOptions = {}): VmConfig {
     const where = d.source ?? describePort(d);
     const at = labelOf(d);
     if (d.nr === undefined) continue;
-    if (!Number.isInteger(d.nr) || d.nr < 0 || d.nr >= maxPorts) fail(`${at}: nr ${d.nr} is out of range (0..${maxPorts - 1}: max-ports is ${maxPorts})`, '--device', where);
-    if (d.nr === 0 && d.driver !== 'virtconsole') fail(`${at}: nr 0 is reserved for a virtconsole (as in QEMU)`, '--device', where);
+    if (!Number.isInteger(d.nr) || d.nr < 0 || d.nr >= maxPorts)
+      fail(`${at}: nr ${d.nr} is out of range (0..${maxPorts - 1}: max-ports is ${maxPorts})`, '--device', where);
+    if (d.nr === 0 && d.driver !== 'virtconsole')
+      fail(`${at}: nr 0 is reserved for a virtconsole (as in QEMU)`, '--device', where);
     if (usedNr.has(d.nr)) fail(`${at}: nr ${d.nr} is already used by ${nameOf(usedNr.get(d.nr)!)}`, '--device', where);
     usedNr.set(d.nr, d);
   }
@@ -476,7 +604,8 @@ export function finishVm(draft: VmDraft, opts: FinishOptions = {}): VmConfig {
       else {
         nr = 1;
         while (usedNr.has(nr)) nr++;
-        if (nr >= maxPorts) fail(`${labelOf(d)}: no free port number (max-ports is ${maxPorts})`, '--device', d.source ?? '');
+        if (nr >= maxPorts)
+          fail(`${labelOf(d)}: no free port number (max-ports is ${maxPorts})`, '--device', d.source ?? '');
       }
       usedNr.set(nr, d);
     }
@@ -487,7 +616,11 @@ export function finishVm(draft: VmDraft, opts: FinishOptions = {}): VmConfig {
   const onBus = draft.devices.find((d) => d.bus !== undefined);
   for (const d of draft.devices) {
     if (d.bus === undefined || d.bus === onBus!.bus) continue;
-    fail(`${labelOf(d)}: bus '${d.bus}' is another virtio-serial controller than '${onBus!.bus}' (${nameOf(onBus!)}): vhost-console serves one virtio-serial device per VM; give the ports of another controller a VM of their own (a vm list in --config)`, '--device', d.source ?? d.bus);
+    fail(
+      `${labelOf(d)}: bus '${d.bus}' is another virtio-serial controller than '${onBus!.bus}' (${nameOf(onBus!)}): vhost-console serves one virtio-serial device per VM; give the ports of another controller a VM of their own (a vm list in --config)`,
+      '--device',
+      d.source ?? d.bus,
+    );
   }
 
   const devices: PortConfig[] = [];
@@ -500,9 +633,15 @@ export function finishVm(draft: VmDraft, opts: FinishOptions = {}): VmConfig {
     const at = labelOf(d);
     let id = d.id;
     if (id === undefined) {
-      id = d.name !== undefined && ID.test(d.name) && !explicitIds.has(d.name) && !ids.has(d.name) ? d.name : `port${nr}`;
+      id =
+        d.name !== undefined && ID.test(d.name) && !explicitIds.has(d.name) && !ids.has(d.name) ? d.name : `port${nr}`;
     }
-    if (ids.has(id)) fail(`${at}: device id '${id}' is used twice${d.id === undefined ? ` (give this port ${d.label === undefined ? 'an id=' : "an 'id'"})` : ''}`, '--device', where);
+    if (ids.has(id))
+      fail(
+        `${at}: device id '${id}' is used twice${d.id === undefined ? ` (give this port ${d.label === undefined ? 'an id=' : "an 'id'"})` : ''}`,
+        '--device',
+        where,
+      );
     ids.add(id);
     if (d.name !== undefined) {
       checkPortName(d.name, (m) => fail(`${at}: ${m}`, '--device', where));
@@ -511,9 +650,15 @@ export function finishVm(draft: VmDraft, opts: FinishOptions = {}): VmConfig {
       names.set(d.name, id);
     }
     if (d.chardev !== undefined) {
-      if (!chardevs.has(d.chardev)) fail(`port '${id}': chardev '${d.chardev}' does not exist${didYouMean(d.chardev, chardevs.keys())}`, '--device', where);
+      if (!chardevs.has(d.chardev))
+        fail(
+          `port '${id}': chardev '${d.chardev}' does not exist${didYouMean(d.chardev, chardevs.keys())}`,
+          '--device',
+          where,
+        );
       const user = usedBy.get(d.chardev);
-      if (user !== undefined) fail(`port '${id}': chardev '${d.chardev}' is already used by ${user}`, '--device', where);
+      if (user !== undefined)
+        fail(`port '${id}': chardev '${d.chardev}' is already used by ${user}`, '--device', where);
       usedBy.set(d.chardev, `port '${id}'`);
     }
     const port: PortConfig = { id, driver: d.driver, nr };
@@ -534,7 +679,8 @@ export function finishVm(draft: VmDraft, opts: FinishOptions = {}): VmConfig {
     devices,
   };
   if (draft.socketMode !== undefined) vm.socketMode = draft.socketMode;
-  if (!RESIZE_ORDERS.includes(vm.resizeOrder)) fail(`--resize-order: '${vm.resizeOrder}' is not rows-cols or cols-rows`, '--resize-order', vm.resizeOrder);
+  if (!RESIZE_ORDERS.includes(vm.resizeOrder))
+    fail(`--resize-order: '${vm.resizeOrder}' is not rows-cols or cols-rows`, '--resize-order', vm.resizeOrder);
   return vm;
 }
 
@@ -546,20 +692,34 @@ export function finishConfig(logLevel: LogLevel, vms: VmConfig[], control?: Cont
     if (ids.has(vm.id)) throw new ConfigError(`vm id '${vm.id}' is used twice`, 'vm', vm.id);
     ids.add(vm.id);
     const other = sockets.get(vm.socket);
-    if (other !== undefined) throw new ConfigError(`vm '${vm.id}': socket '${vm.socket}' is already used by vm '${other}'`, '--socket', vm.socket);
+    if (other !== undefined)
+      throw new ConfigError(
+        `vm '${vm.id}': socket '${vm.socket}' is already used by vm '${other}'`,
+        '--socket',
+        vm.socket,
+      );
     sockets.set(vm.socket, vm.id);
   }
   if (control !== undefined) {
     if (control.path === '') throw new ConfigError('--control: empty path', '--control', '');
-    if (sockets.has(control.path)) throw new ConfigError(`--control: '${control.path}' is also the socket of vm '${sockets.get(control.path)}'`, '--control', control.path);
+    if (sockets.has(control.path))
+      throw new ConfigError(
+        `--control: '${control.path}' is also the socket of vm '${sockets.get(control.path)}'`,
+        '--control',
+        control.path,
+      );
     if (control.mode !== undefined) checkMode(control.mode, '--control-mode', '');
   }
   return control === undefined ? { logLevel, vms } : { logLevel, control: { ...control }, vms };
 }
 
 export function checkConsoleSize(cols: number, rows: number, fail: (message: string) => never): void {
-  for (const [what, v] of [['cols', cols], ['rows', rows]] as const) {
-    if (!Number.isInteger(v) || v < CONSOLE_SIZE_MIN || v > CONSOLE_SIZE_MAX) fail(`${what} ${v} is out of range (${CONSOLE_SIZE_MIN}..${CONSOLE_SIZE_MAX})`);
+  for (const [what, v] of [
+    ['cols', cols],
+    ['rows', rows],
+  ] as const) {
+    if (!Number.isInteger(v) || v < CONSOLE_SIZE_MIN || v > CONSOLE_SIZE_MAX)
+      fail(`${what} ${v} is out of range (${CONSOLE_SIZE_MIN}..${CONSOLE_SIZE_MAX})`);
   }
 }
 
@@ -574,7 +734,8 @@ function checkPortName(name: string, fail: (message: string) => never): void {
   if (name === '') fail('empty name');
   if (Buffer.byteLength(name) > MAX_PORT_NAME) fail(`name is longer than ${MAX_PORT_NAME} bytes`);
   // eslint-disable-next-line no-control-regex -- control characters are what this rejects
-  if (/[\x00-\x1f\x7f/]/.test(name)) fail(`name '${JSON.stringify(name).slice(1, -1)}' contains a control character or '/'`);
+  if (/[\x00-\x1f\x7f/]/.test(name))
+    fail(`name '${JSON.stringify(name).slice(1, -1)}' contains a control character or '/'`);
 }
 
 /** How a message names the port at fault: `--device 'TEXT'`, or the label the caller gave (QMP). */
@@ -590,7 +751,12 @@ function nameOf(d: PortDraft): string {
 }
 
 function describePort(d: PortDraft): string {
-  return [d.driver, ...(d.chardev === undefined ? [] : [`chardev=${d.chardev}`]), ...(d.name === undefined ? [] : [`name=${d.name}`]), ...(d.nr === undefined ? [] : [`nr=${d.nr}`])].join(',');
+  return [
+    d.driver,
+    ...(d.chardev === undefined ? [] : [`chardev=${d.chardev}`]),
+    ...(d.name === undefined ? [] : [`name=${d.name}`]),
+    ...(d.nr === undefined ? [] : [`nr=${d.nr}`]),
+  ].join(',');
 }
 
 /** A copy sharing nothing with its input; a hub's typed member list follows `members` (run-time attach/detach). */

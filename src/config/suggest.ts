@@ -3,7 +3,9 @@
 /** Edit distance: Levenshtein plus adjacent transposition (optimal string alignment), so the
  *  commonest typo, two swapped letters ('nmae'), costs 1 like any other single slip. */
 export function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
@@ -22,7 +24,10 @@ export function closest(word: string, candidates: Iterable<string>): string | un
   let bestDistance = limit + 1;
   for (const c of candidates) {
     const d = editDistance(word, c);
-    if (d < bestDistance) { best = c; bestDistance = d; }
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
   }
   return best;
 }

@@ -9,7 +9,15 @@
 
 import { ConfigError, StateError } from '../errors.js';
 import { CONSOLE_SIZE_MAX, CONSOLE_SIZE_MIN } from '../limits.js';
-import { PORT_DRIVERS, finishVm, hubSpec, portFromParams, type ChardevSpec, type VmConfig, type VmDraft } from '../config/schema.js';
+import {
+  PORT_DRIVERS,
+  finishVm,
+  hubSpec,
+  portFromParams,
+  type ChardevSpec,
+  type VmConfig,
+  type VmDraft,
+} from '../config/schema.js';
 import { didYouMean } from '../config/suggest.js';
 import { chardevFromQmp } from './qmp-chardev.js';
 import { QmpError, type ControlEvents, type ControlTarget, type HubChange } from './target.js';
@@ -45,8 +53,14 @@ const req = (type: ArgType) => ({ type });
 export function checkArgs(args: Args, spec: ArgSpec): void {
   for (const [name, value] of Object.entries(args)) {
     const s = spec[name];
-    if (s === undefined) throw new ConfigError(`Parameter '${name}' is unexpected${didYouMean(name, Object.keys(spec))}`, name);
-    if (!hasType(value, s.type)) throw new ConfigError(`Invalid parameter type for '${name}', expected: ${s.type} (got ${JSON.stringify(value)})`, name, JSON.stringify(value));
+    if (s === undefined)
+      throw new ConfigError(`Parameter '${name}' is unexpected${didYouMean(name, Object.keys(spec))}`, name);
+    if (!hasType(value, s.type))
+      throw new ConfigError(
+        `Invalid parameter type for '${name}', expected: ${s.type} (got ${JSON.stringify(value)})`,
+        name,
+        JSON.stringify(value),
+      );
   }
   for (const [name, s] of Object.entries(spec)) {
     if (!s.optional && args[name] === undefined) throw new ConfigError(`Parameter '${name}' is missing`, name);
@@ -55,12 +69,18 @@ export function checkArgs(args: Args, spec: ArgSpec): void {
 
 function hasType(v: unknown, type: ArgType): boolean {
   switch (type) {
-    case 'string': return typeof v === 'string';
-    case 'integer': return Number.isSafeInteger(v);
-    case 'boolean': return typeof v === 'boolean';
-    case 'object': return v !== null && typeof v === 'object' && !Array.isArray(v);
-    case 'array': return Array.isArray(v);
-    case 'any': return true;
+    case 'string':
+      return typeof v === 'string';
+    case 'integer':
+      return Number.isSafeInteger(v);
+    case 'boolean':
+      return typeof v === 'boolean';
+    case 'object':
+      return v !== null && typeof v === 'object' && !Array.isArray(v);
+    case 'array':
+      return Array.isArray(v);
+    case 'any':
+      return true;
   }
 }
 
@@ -71,14 +91,20 @@ function hasType(v: unknown, type: ArgType): boolean {
  * The VM a request is about: `vm` if given; the only VM; or, for a request naming an existing
  * object, the one VM that has it. `has` tells whether a VM has the object; `what` names it.
  */
-function resolveVm(target: ControlTarget, vm: unknown, what?: { label: string; has: (cfg: VmConfig) => boolean }): string {
+function resolveVm(
+  target: ControlTarget,
+  vm: unknown,
+  what?: { label: string; has: (cfg: VmConfig) => boolean },
+): string {
   const ids = target.vmIds();
   if (typeof vm === 'string') {
-    if (!ids.includes(vm)) throw new ConfigError(`vm '${vm}' does not exist (VMs: ${ids.join(', ')})${didYouMean(vm, ids)}`, 'vm', vm);
+    if (!ids.includes(vm))
+      throw new ConfigError(`vm '${vm}' does not exist (VMs: ${ids.join(', ')})${didYouMean(vm, ids)}`, 'vm', vm);
     return vm;
   }
   if (ids.length === 1) return ids[0]!;
-  if (what === undefined) throw new ConfigError(`Parameter 'vm' is missing: the daemon runs several VMs (${ids.join(', ')})`, 'vm');
+  if (what === undefined)
+    throw new ConfigError(`Parameter 'vm' is missing: the daemon runs several VMs (${ids.join(', ')})`, 'vm');
   const having = ids.filter((id) => what.has(target.vmConfig(id)));
   if (having.length === 1) return having[0]!;
   if (having.length === 0) throw notFound(what.label);
@@ -89,7 +115,10 @@ function notFound(label: string): QmpError {
   return new QmpError(label.startsWith('port') ? 'DeviceNotFound' : 'GenericError', `${label} does not exist`);
 }
 
-const chardevIn = (id: string) => ({ label: `chardev '${id}'`, has: (c: VmConfig) => c.chardevs.some((x) => x.id === id) });
+const chardevIn = (id: string) => ({
+  label: `chardev '${id}'`,
+  has: (c: VmConfig) => c.chardevs.some((x) => x.id === id),
+});
 const portIn = (id: string) => ({ label: `port '${id}'`, has: (c: VmConfig) => c.devices.some((x) => x.id === id) });
 
 function prefix(target: ControlTarget, vm: string): string {
@@ -119,9 +148,14 @@ function userOf(cfg: VmConfig, id: string): string | undefined {
 // Hub membership
 
 /** Resolve {port|hub} to the hub and, for an attach to a port without a hub, build it. */
-function hubChange(cfg: VmConfig, args: Args, attach: boolean): { change: HubChange; chardevs: ChardevSpec[]; devices: VmConfig['devices'] } {
+function hubChange(
+  cfg: VmConfig,
+  args: Args,
+  attach: boolean,
+): { change: HubChange; chardevs: ChardevSpec[]; devices: VmConfig['devices'] } {
   const chardev = args.chardev as string;
-  if ((args.port === undefined) === (args.hub === undefined)) throw new ConfigError("give exactly one of 'port' and 'hub'", args.port === undefined ? 'port' : 'hub');
+  if ((args.port === undefined) === (args.hub === undefined))
+    throw new ConfigError("give exactly one of 'port' and 'hub'", args.port === undefined ? 'port' : 'hub');
   let chardevs = cfg.chardevs.map((c) => ({ ...c, ...(c.members ? { members: [...c.members] } : {}) }));
   const devices = cfg.devices.map((d) => ({ ...d }));
   let hub: ChardevSpec | undefined;
@@ -133,7 +167,10 @@ function hubChange(cfg: VmConfig, args: Args, attach: boolean): { change: HubCha
     if (hub === undefined && !attach) {
       // A port with a plain chardev is a hub of one on the host side: detaching that chardev
       // leaves the port with no backend (host side closed), as detaching a last member does.
-      if (port.chardev !== chardev) throw new StateError(`port '${port.id}': '${chardev}' is not its chardev (${port.chardev ? `it uses '${port.chardev}'` : 'it has none'})`);
+      if (port.chardev !== chardev)
+        throw new StateError(
+          `port '${port.id}': '${chardev}' is not its chardev (${port.chardev ? `it uses '${port.chardev}'` : 'it has none'})`,
+        );
       delete port.chardev;
       return { change: { hub: '', port: port.id, chardev }, chardevs, devices };
     }
@@ -149,19 +186,22 @@ function hubChange(cfg: VmConfig, args: Args, attach: boolean): { change: HubCha
   } else {
     hub = chardevs.find((c) => c.id === args.hub);
     if (hub === undefined) throw notFound(`chardev '${String(args.hub)}'`);
-    if (hub.backend !== 'hub') throw new ConfigError(`chardev '${hub.id}' is not a hub (it is a ${hub.backend})`, 'hub', hub.id);
+    if (hub.backend !== 'hub')
+      throw new ConfigError(`chardev '${hub.id}' is not a hub (it is a ${hub.backend})`, 'hub', hub.id);
     port = devices.find((d) => d.chardev === hub!.id);
   }
   const member = chardevOf(cfg, chardev);
   const members = hub.members ?? [];
   if (attach) {
     if (members.includes(chardev)) throw new StateError(`hub '${hub.id}': '${chardev}' is already a member`);
-    if (member.backend === 'hub') throw new ConfigError(`hub '${hub.id}': '${chardev}' is a hub; hubs do not nest`, 'chardev', chardev);
+    if (member.backend === 'hub')
+      throw new ConfigError(`hub '${hub.id}': '${chardev}' is a hub; hubs do not nest`, 'chardev', chardev);
     const user = userOf(cfg, chardev);
     if (user !== undefined) throw new StateError(`chardev '${chardev}' is already used by ${user}`);
     hub.members = [...members, chardev];
   } else {
-    if (!members.includes(chardev)) throw new StateError(`hub '${hub.id}': '${chardev}' is not a member (members: ${members.join(', ') || 'none'})`);
+    if (!members.includes(chardev))
+      throw new StateError(`hub '${hub.id}': '${chardev}' is not a member (members: ${members.join(', ') || 'none'})`);
     hub.members = members.filter((m) => m !== chardev);
   }
   const change: HubChange = { hub: hub.id, chardev };
@@ -177,7 +217,8 @@ function decode(data: string, format: unknown): Buffer {
   if (format === undefined || format === 'utf8') return Buffer.from(data, 'utf8');
   if (format === 'base64') {
     // Buffer.from ignores junk silently; a typo in a script must not become garbage for the guest.
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(data) || data.length % 4 !== 0) throw new ConfigError("Parameter 'data': not valid base64", 'data');
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(data) || data.length % 4 !== 0)
+      throw new ConfigError("Parameter 'data': not valid base64", 'data');
     return Buffer.from(data, 'base64');
   }
   throw badFormat(format);
@@ -191,14 +232,19 @@ function ringbuf(ctx: CommandContext, args: Args): [string, string] {
   const id = args.device as string;
   const vm = resolveVm(ctx.target, args.vm, chardevIn(id));
   const c = chardevOf(ctx.target.vmConfig(vm), id);
-  if (c.backend !== 'ringbuf') throw new ConfigError(`chardev '${id}' is not a ringbuf (it is a ${c.backend})`, 'device', id);
+  if (c.backend !== 'ringbuf')
+    throw new ConfigError(`chardev '${id}' is not a ringbuf (it is a ${c.backend})`, 'device', id);
   return [vm, id];
 }
 
 export const COMMANDS: Record<string, Command> = {
   'query-commands': {
     args: {},
-    run: () => Object.keys(COMMANDS).concat('qmp_capabilities').sort().map((name) => ({ name })),
+    run: () =>
+      Object.keys(COMMANDS)
+        .concat('qmp_capabilities')
+        .sort()
+        .map((name) => ({ name })),
   },
 
   'query-version': {
@@ -213,10 +259,17 @@ export const COMMANDS: Record<string, Command> = {
 
   'query-vms': {
     args: { vm: opt('string') },
-    run: (args, { target }) => (args.vm === undefined ? target.vmIds() : [resolveVm(target, args.vm)]).map((id) => {
-      const c = target.vmConfig(id);
-      return { id, socket: c.socket, 'max-ports': c.maxPorts, multiport: c.multiport, 'console-size': { ...c.consoleSize } };
-    }),
+    run: (args, { target }) =>
+      (args.vm === undefined ? target.vmIds() : [resolveVm(target, args.vm)]).map((id) => {
+        const c = target.vmConfig(id);
+        return {
+          id,
+          socket: c.socket,
+          'max-ports': c.maxPorts,
+          multiport: c.multiport,
+          'console-size': { ...c.consoleSize },
+        };
+      }),
   },
 
   'query-chardev': {
@@ -243,7 +296,12 @@ export const COMMANDS: Record<string, Command> = {
       const id = args.id as string;
       if (target.vmConfig(vm).chardevs.some((c) => c.id === id)) throw new StateError(`chardev '${id}' already exists`);
       const chardev = chardevFromQmp(id, args.backend);
-      if (chardev.backend === 'hub') throw new ConfigError("chardev-add: create hubs with hub-attach (a port's hub exists already)", 'backend.type', 'hub');
+      if (chardev.backend === 'hub')
+        throw new ConfigError(
+          "chardev-add: create hubs with hub-attach (a port's hub exists already)",
+          'backend.type',
+          'hub',
+        );
       const cfg = next(target, vm, (c) => ({ ...c, chardevs: [...c.chardevs, chardev] }));
       const result = await target.chardevAdd(vm, chardev, cfg);
       return result.pty === undefined ? {} : { pty: result.pty };
@@ -271,7 +329,11 @@ export const COMMANDS: Record<string, Command> = {
     audit: true,
     args: { port: opt('string'), hub: opt('string'), chardev: req('string'), vm: opt('string') },
     run: async (args, { target }) => {
-      const vm = resolveVm(target, args.vm, typeof args.port === 'string' ? portIn(args.port) : chardevIn(String(args.hub ?? args.chardev)));
+      const vm = resolveVm(
+        target,
+        args.vm,
+        typeof args.port === 'string' ? portIn(args.port) : chardevIn(String(args.hub ?? args.chardev)),
+      );
       const { change, chardevs, devices } = hubChange(target.vmConfig(vm), args, true);
       const cfg = next(target, vm, (c) => ({ ...c, chardevs, devices }));
       await target.hubAttach(vm, change, cfg);
@@ -283,7 +345,11 @@ export const COMMANDS: Record<string, Command> = {
     audit: true,
     args: { port: opt('string'), hub: opt('string'), chardev: req('string'), vm: opt('string') },
     run: async (args, { target }) => {
-      const vm = resolveVm(target, args.vm, typeof args.port === 'string' ? portIn(args.port) : chardevIn(String(args.hub ?? args.chardev)));
+      const vm = resolveVm(
+        target,
+        args.vm,
+        typeof args.port === 'string' ? portIn(args.port) : chardevIn(String(args.hub ?? args.chardev)),
+      );
       const { change, chardevs, devices } = hubChange(target.vmConfig(vm), args, false);
       const cfg = next(target, vm, (c) => ({ ...c, chardevs, devices }));
       await target.hubDetach(vm, change, cfg);
@@ -293,16 +359,29 @@ export const COMMANDS: Record<string, Command> = {
 
   device_add: {
     audit: true,
-    args: { driver: req('string'), id: opt('string'), chardev: opt('string'), name: opt('string'), nr: opt('integer'), bus: opt('string'), vm: opt('string') },
+    args: {
+      driver: req('string'),
+      id: opt('string'),
+      chardev: opt('string'),
+      name: opt('string'),
+      nr: opt('integer'),
+      bus: opt('string'),
+      vm: opt('string'),
+    },
     run: async (args, { target }) => {
       const vm = resolveVm(target, args.vm);
       const driver = args.driver as string;
       // QMP's words, not --device's: QEMU says "'x' is not a valid device model name".
       if (!(PORT_DRIVERS as readonly string[]).includes(driver)) {
-        throw new ConfigError(`'${driver}' is not a valid device model name (vhost-console adds virtconsole and virtserialport)${didYouMean(driver, PORT_DRIVERS)}`, 'driver', driver);
+        throw new ConfigError(
+          `'${driver}' is not a valid device model name (vhost-console adds virtconsole and virtserialport)${didYouMean(driver, PORT_DRIVERS)}`,
+          'driver',
+          driver,
+        );
       }
       const params = new Map<string, string>();
-      for (const key of ['id', 'chardev', 'name', 'nr', 'bus'] as const) if (args[key] !== undefined) params.set(key, `${args[key] as string | number}`); // checkArgs checked the types
+      for (const key of ['id', 'chardev', 'name', 'nr', 'bus'] as const)
+        if (args[key] !== undefined) params.set(key, `${args[key] as string | number}`); // checkArgs checked the types
       const draft = portFromParams(driver, params, 'device_add');
       draft.label = typeof args.id === 'string' ? `device '${args.id}'` : `device_add (${driver})`;
       const cfg = next(target, vm, (c) => ({ ...c, devices: [...c.devices, draft] }));
@@ -358,8 +437,16 @@ export const COMMANDS: Record<string, Command> = {
       const vm = resolveVm(target, args.vm);
       const cols = args.cols as number;
       const rows = args.rows as number;
-      for (const [name, v] of [['cols', cols], ['rows', rows]] as const) {
-        if (v < CONSOLE_SIZE_MIN || v > CONSOLE_SIZE_MAX) throw new ConfigError(`Parameter '${name}': ${v} is out of range (${CONSOLE_SIZE_MIN}..${CONSOLE_SIZE_MAX})`, name, String(v));
+      for (const [name, v] of [
+        ['cols', cols],
+        ['rows', rows],
+      ] as const) {
+        if (v < CONSOLE_SIZE_MIN || v > CONSOLE_SIZE_MAX)
+          throw new ConfigError(
+            `Parameter '${name}': ${v} is out of range (${CONSOLE_SIZE_MIN}..${CONSOLE_SIZE_MAX})`,
+            name,
+            String(v),
+          );
       }
       const cfg = next(target, vm, (c) => ({ ...c, consoleSize: { cols, rows } }));
       await target.consoleResize(vm, cols, rows, cfg);
@@ -371,7 +458,8 @@ export const COMMANDS: Record<string, Command> = {
     args: {},
     run: (_args, { target }) => {
       const info = target.queryWeb?.();
-      if (info === undefined) throw new QmpError('GenericError', 'the web console is not enabled (start the daemon with --web)');
+      if (info === undefined)
+        throw new QmpError('GenericError', 'the web console is not enabled (start the daemon with --web)');
       return info;
     },
   },

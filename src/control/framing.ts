@@ -28,7 +28,10 @@ export class JsonSplitter {
     for (;;) {
       if (this.skipping) {
         const nl = this.buf.indexOf('\n');
-        if (nl < 0) { this.buf = ''; return out; }
+        if (nl < 0) {
+          this.buf = '';
+          return out;
+        }
         this.buf = this.buf.slice(nl + 1);
         this.skipping = false;
       }
@@ -39,7 +42,11 @@ export class JsonSplitter {
         if (c !== '{' && c !== '[') {
           const nl = this.buf.indexOf('\n');
           if (nl < 0) {
-            if (this.buf.length > MAX_MESSAGE) { this.reset(); out.push({ tooLong: true }); this.skipping = true; }
+            if (this.buf.length > MAX_MESSAGE) {
+              this.reset();
+              out.push({ tooLong: true });
+              this.skipping = true;
+            }
             return out;
           }
           out.push({ junk: this.buf.slice(0, nl).trimEnd() });
@@ -49,7 +56,12 @@ export class JsonSplitter {
       }
       const end = this.scan();
       if (end < 0) {
-        if (this.buf.length > MAX_MESSAGE) { this.reset(); out.push({ tooLong: true }); this.skipping = true; continue; }
+        if (this.buf.length > MAX_MESSAGE) {
+          this.reset();
+          out.push({ tooLong: true });
+          this.skipping = true;
+          continue;
+        }
         return out;
       }
       out.push({ json: this.buf.slice(0, end) });
@@ -77,7 +89,10 @@ export class JsonSplitter {
       } else if (c === '"') this.inString = true;
       else if (c === '{' || c === '[') this.depth++;
       else if (c === '}' || c === ']') {
-        if (--this.depth === 0) { this.scanned = 0; return i + 1; }
+        if (--this.depth === 0) {
+          this.scanned = 0;
+          return i + 1;
+        }
       }
     }
     this.scanned = this.buf.length;

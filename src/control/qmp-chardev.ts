@@ -25,12 +25,15 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 export function chardevFromQmp(id: string, backend: unknown): ChardevSpec {
-  if (!isObject(backend)) throw new ConfigError("Invalid parameter type for 'backend', expected: object {type, data}", 'backend');
+  if (!isObject(backend))
+    throw new ConfigError("Invalid parameter type for 'backend', expected: object {type, data}", 'backend');
   const { type, data = {}, ...rest } = backend;
   const extra = Object.keys(rest)[0];
   if (extra !== undefined) throw new ConfigError(`Parameter 'backend.${extra}' is unexpected`, `backend.${extra}`);
-  if (typeof type !== 'string') throw new ConfigError("Parameter 'backend.type' is missing or not a string", 'backend.type');
-  if (!isObject(data)) throw new ConfigError("Invalid parameter type for 'backend.data', expected: object", 'backend.data');
+  if (typeof type !== 'string')
+    throw new ConfigError("Parameter 'backend.type' is missing or not a string", 'backend.type');
+  if (!isObject(data))
+    throw new ConfigError("Invalid parameter type for 'backend.data', expected: object", 'backend.data');
   const params = new Map<string, string>([['id', id]]);
   for (const [key, value] of Object.entries(data)) {
     if (type === 'socket' && key === 'addr') for (const [k, v] of socketAddress(value)) params.set(k, v);
@@ -47,16 +50,25 @@ export function chardevFromQmp(id: string, backend: unknown): ChardevSpec {
 
 /** SocketAddressLegacy {type, data: {...}} (or the flat SocketAddress {type, ...}) -> path= / host=,port=. */
 function socketAddress(addr: unknown): Map<string, string> {
-  if (!isObject(addr)) throw new ConfigError("Invalid parameter type for 'backend.data.addr', expected: object {type, data}", 'backend.data.addr');
+  if (!isObject(addr))
+    throw new ConfigError(
+      "Invalid parameter type for 'backend.data.addr', expected: object {type, data}",
+      'backend.data.addr',
+    );
   const { type, data, ...flat } = addr;
   const fields = isObject(data) ? data : flat;
   switch (type) {
     case 'unix':
-      if (typeof fields.path !== 'string') throw new ConfigError("Parameter 'backend.data.addr.data.path' is missing", 'backend.data.addr.data.path');
+      if (typeof fields.path !== 'string')
+        throw new ConfigError("Parameter 'backend.data.addr.data.path' is missing", 'backend.data.addr.data.path');
       return flattenParams(fields, 'backend.data.addr.data');
     case 'inet':
       return flattenParams(fields, 'backend.data.addr.data');
     default:
-      throw new ConfigError(`backend.data.addr: address type '${String(type)}' is not supported (unix or inet)`, 'backend.data.addr.type', String(type));
+      throw new ConfigError(
+        `backend.data.addr: address type '${String(type)}' is not supported (unix or inet)`,
+        'backend.data.addr.type',
+        String(type),
+      );
   }
 }

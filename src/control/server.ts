@@ -52,10 +52,14 @@ export class ControlServer {
     this.log = opts.log ?? logger({ component: 'control' });
   }
 
-  get path(): string { return this.opts.path; }
+  get path(): string {
+    return this.opts.path;
+  }
 
   /** Clients currently connected (negotiated or not). */
-  get clientCount(): number { return this.clients.size; }
+  get clientCount(): number {
+    return this.clients.size;
+  }
 
   /** Listen on the socket. A stale socket file left by a dead daemon is replaced; a live one is an error. */
   async listen(): Promise<void> {
@@ -68,14 +72,18 @@ export class ControlServer {
       // granted by chmod afterwards, never a narrower one too late. (bind happens inside listen().)
       const old = process.umask(0o177);
       try {
-        server.listen(fd !== undefined ? { fd } : this.opts.path, () => { server.off('error', reject); resolve(); });
+        server.listen(fd !== undefined ? { fd } : this.opts.path, () => {
+          server.off('error', reject);
+          resolve();
+        });
       } finally {
         process.umask(old);
       }
     }).catch((e: NodeJS.ErrnoException) => {
       throw new StateError(`control socket '${this.opts.path}': ${e.message}`);
     });
-    if (fd === undefined && this.opts.mode !== undefined && this.opts.mode !== 0o600) chmodSync(this.opts.path, this.opts.mode);
+    if (fd === undefined && this.opts.mode !== undefined && this.opts.mode !== 0o600)
+      chmodSync(this.opts.path, this.opts.mode);
     server.on('error', (e) => this.log.error({ err: e }, 'control socket error'));
     this.server = server;
     this.log.info({ path: this.opts.path }, 'control API listening');
@@ -108,19 +116,37 @@ export class ControlServer {
     socket.setEncoding('utf8');
     const splitter = new JsonSplitter();
     const [major = 0, minor = 0, micro = 0] = this.opts.version.split('.').map((x) => parseInt(x, 10) || 0);
-    send(client, { QMP: { version: { qemu: { major, minor, micro }, package: `vhost-console ${this.opts.version}` }, capabilities: [] } });
+    send(client, {
+      QMP: {
+        version: { qemu: { major, minor, micro }, package: `vhost-console ${this.opts.version}` },
+        capabilities: [],
+      },
+    });
     socket.on('data', (text: string) => {
       for (const frame of splitter.push(text)) {
-        client.queue = client.queue.then(() => this.handle(client, frame)).catch((e) => this.log.error({ err: e }, 'control: unexpected failure'));
+        client.queue = client.queue
+          .then(() => this.handle(client, frame))
+          .catch((e) => this.log.error({ err: e }, 'control: unexpected failure'));
       }
     });
     socket.on('error', (e) => this.log.debug({ err: e }, 'control client error'));
-    socket.on('close', () => { this.clients.delete(client); this.log.debug(who, 'control client disconnected'); });
+    socket.on('close', () => {
+      this.clients.delete(client);
+      this.log.debug(who, 'control client disconnected');
+    });
   }
 
   private async handle(client: Client, frame: ReturnType<JsonSplitter['push']>[number]): Promise<void> {
     if (!('json' in frame)) {
-      send(client, error('GenericError', 'tooLong' in frame ? `JSON parse error, message longer than ${MAX_MESSAGE} bytes` : `JSON parse error, invalid input '${frame.junk.slice(0, 80)}'`));
+      send(
+        client,
+        error(
+          'GenericError',
+          'tooLong' in frame
+            ? `JSON parse error, message longer than ${MAX_MESSAGE} bytes`
+            : `JSON parse error, invalid input '${frame.junk.slice(0, 80)}'`,
+        ),
+      );
       return;
     }
     let msg: unknown;
@@ -149,21 +175,25 @@ export class ControlServer {
 
   private async execute(client: Client, req: Record<string, unknown>, after: (() => void)[]): Promise<Reply> {
     for (const key of Object.keys(req)) {
-      if (key !== 'execute' && key !== 'arguments' && key !== 'id') return error('GenericError', `QMP input member '${key}' is unexpected`);
+      if (key !== 'execute' && key !== 'arguments' && key !== 'id')
+        return error('GenericError', `QMP input member '${key}' is unexpected`);
     }
     const name = req.execute;
     if (name === undefined) return error('GenericError', "QMP input lacks member 'execute'");
     if (typeof name !== 'string') return error('GenericError', "QMP input member 'execute' must be a string");
     const args = req.arguments ?? {};
-    if (args === null || typeof args !== 'object' || Array.isArray(args)) return error('GenericError', "QMP input member 'arguments' must be an object");
+    if (args === null || typeof args !== 'object' || Array.isArray(args))
+      return error('GenericError', "QMP input member 'arguments' must be an object");
     try {
       if (name === 'qmp_capabilities') {
-        if (client.negotiated) return error('CommandNotFound', 'Capabilities negotiation is already complete, command ignored');
+        if (client.negotiated)
+          return error('CommandNotFound', 'Capabilities negotiation is already complete, command ignored');
         checkCapabilities(args as Record<string, unknown>);
         client.negotiated = true;
         return { return: {} };
       }
-      if (!client.negotiated) return error('CommandNotFound', "Expecting capabilities negotiation with 'qmp_capabilities'");
+      if (!client.negotiated)
+        return error('CommandNotFound', "Expecting capabilities negotiation with 'qmp_capabilities'");
       const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
       if (command === undefined) return error('CommandNotFound', `The command ${name} has not been found`);
       const ctx: CommandContext = {
@@ -180,7 +210,13 @@ export class ControlServer {
   }
 
   /** Run a command; one that changes state leaves an info line (the audit trail), whatever its outcome. */
-  private async run(client: Client, name: string, command: (typeof COMMANDS)[string], args: Record<string, unknown>, ctx: CommandContext): Promise<Reply> {
+  private async run(
+    client: Client,
+    name: string,
+    command: (typeof COMMANDS)[string],
+    args: Record<string, unknown>,
+    ctx: CommandContext,
+  ): Promise<Reply> {
     let reply: Reply;
     try {
       checkArgs(args, command.args);
@@ -196,7 +232,10 @@ export class ControlServer {
       const failed = reply.error as { desc: string } | undefined;
       const w = client.who;
       const by = `client ${w.client}${w['peer-pid'] === undefined ? '' : ` (pid ${w['peer-pid']}, uid ${w['peer-uid']})`}`;
-      this.log.info({ ...w, command: name, arguments: logged, ...(failed && { error: failed.desc }) }, `${name} by ${by}${failed ? `, refused: ${failed.desc}` : ''}`);
+      this.log.info(
+        { ...w, command: name, arguments: logged, ...(failed && { error: failed.desc }) },
+        `${name} by ${by}${failed ? `, refused: ${failed.desc}` : ''}`,
+      );
     }
     return reply;
   }
@@ -229,7 +268,10 @@ async function removeStaleSocket(path: string): Promise<void> {
   if (!isSocket) throw new StateError(`control socket '${path}': the path exists and is not a socket`);
   const live = await new Promise<boolean>((resolve) => {
     const probe = createConnection(path);
-    probe.once('connect', () => { probe.destroy(); resolve(true); });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
     probe.once('error', () => resolve(false));
   });
   if (live) throw new StateError(`control socket '${path}' is in use by a running process`);

@@ -65,7 +65,9 @@ export interface PortInfo {
 }
 
 /** QEMU's ChardevReturn: `pty` is the slave's path, for a pty backend. */
-export interface ChardevAddResult { pty?: string }
+export interface ChardevAddResult {
+  pty?: string;
+}
 
 /** A hub membership change (defined by the VM it is applied to). */
 export type { HubChange };
@@ -106,7 +108,10 @@ export type QmpErrorClass = 'GenericError' | 'CommandNotFound' | 'DeviceNotFound
 /** Throw this from a target method for a class other than GenericError (ConfigError and
  *  StateError become GenericError with their message). */
 export class QmpError extends Error {
-  constructor(readonly errorClass: QmpErrorClass, message: string) {
+  constructor(
+    readonly errorClass: QmpErrorClass,
+    message: string,
+  ) {
     super(message);
     this.name = 'QmpError';
   }

@@ -6,8 +6,14 @@ import { ConfigError, StateError } from '../errors.js';
 import { CONSOLE_SIZE_MAX, CONSOLE_SIZE_MIN, MAX_PORTS } from '../limits.js';
 import { logger, type Logger } from '../log.js';
 import { nativeAddon, type NativeDevice, type NativeEvent } from './native.js';
-import type { ConsoleDevice, ConsoleDeviceEvents, DeviceOptions, DevicePort, DevicePortEvents, PortSpec } from './types.js';
-
+import type {
+  ConsoleDevice,
+  ConsoleDeviceEvents,
+  DeviceOptions,
+  DevicePort,
+  DevicePortEvents,
+  PortSpec,
+} from './types.js';
 
 class NativeDevicePort extends EventEmitter<DevicePortEvents> implements DevicePort {
   #guestOpen = false;
@@ -192,22 +198,42 @@ class NativeConsoleDevice extends EventEmitter<ConsoleDeviceEvents> implements C
 
 function checkInt(option: string, value: unknown, min: number, max: number): void {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
-    throw new ConfigError(`device option ${option}: ${String(value)} is not an integer in ${min}..${max}`, option, String(value));
+    throw new ConfigError(
+      `device option ${option}: ${String(value)} is not an integer in ${min}..${max}`,
+      option,
+      String(value),
+    );
 }
 
 function validateOptions(o: DeviceOptions): void {
   if (typeof o.socketPath !== 'string' || o.socketPath === '')
-    throw new ConfigError(`device option socketPath: '${String(o.socketPath)}' is not a path`, 'socketPath', String(o.socketPath));
+    throw new ConfigError(
+      `device option socketPath: '${String(o.socketPath)}' is not a path`,
+      'socketPath',
+      String(o.socketPath),
+    );
   if (Buffer.byteLength(o.socketPath) > 107)
-    throw new ConfigError(`device option socketPath: '${o.socketPath}' is longer than 107 bytes (a unix socket limit)`, 'socketPath', o.socketPath);
+    throw new ConfigError(
+      `device option socketPath: '${o.socketPath}' is longer than 107 bytes (a unix socket limit)`,
+      'socketPath',
+      o.socketPath,
+    );
   if (o.socketMode !== undefined) checkInt('socketMode', o.socketMode, 0, 0o7777);
   checkInt('maxPorts', o.maxPorts, 1, MAX_PORTS);
   checkInt('cols', o.cols, CONSOLE_SIZE_MIN, CONSOLE_SIZE_MAX);
   checkInt('rows', o.rows, CONSOLE_SIZE_MIN, CONSOLE_SIZE_MAX);
   if (o.resizeOrder !== 'rows-cols' && o.resizeOrder !== 'cols-rows')
-    throw new ConfigError(`device option resizeOrder: '${String(o.resizeOrder)}' is not 'rows-cols' or 'cols-rows'`, 'resizeOrder', String(o.resizeOrder));
+    throw new ConfigError(
+      `device option resizeOrder: '${String(o.resizeOrder)}' is not 'rows-cols' or 'cols-rows'`,
+      'resizeOrder',
+      String(o.resizeOrder),
+    );
   if (o.multiport !== undefined && typeof o.multiport !== 'boolean')
-    throw new ConfigError(`device option multiport: '${String(o.multiport)}' is not a boolean`, 'multiport', String(o.multiport));
+    throw new ConfigError(
+      `device option multiport: '${String(o.multiport)}' is not a boolean`,
+      'multiport',
+      String(o.multiport),
+    );
 }
 
 /** A virtio-console vhost-user device (one VM). Call listen() to accept a front-end. */

@@ -5,7 +5,8 @@ import type { DeviceOptions } from './types.js';
 
 /** Options the native Device constructor accepts (validated again natively): the device's
  *  own options less the log label, with the RESIZE order optional (native default applies). */
-export type NativeDeviceOptions = Omit<DeviceOptions, 'name' | 'resizeOrder'> & Partial<Pick<DeviceOptions, 'resizeOrder'>>;
+export type NativeDeviceOptions = Omit<DeviceOptions, 'name' | 'resizeOrder'> &
+  Partial<Pick<DeviceOptions, 'resizeOrder'>>;
 
 export type NativeLogLevel = 'debug' | 'info' | 'warn' | 'error';
 

@@ -99,12 +99,21 @@ export class Hub extends EventEmitter<HubEvents> {
   #port: string | undefined;
   #size: WinSize | undefined;
 
-  constructor(readonly id: string, opts: HubInit = {}) {
+  constructor(
+    readonly id: string,
+    opts: HubInit = {},
+  ) {
     super();
     this.maxMembers = opts.maxMembers ?? DEFAULT_HUB_MAX_MEMBERS;
     this.label = opts.label ?? `hub '${id}'`;
     this.#log = logger({ component: 'hub', hub: id });
-    if (opts.common?.logfile) this.#transcript = new Transcript(opts.common.logfile, opts.common.logappend, opts.common.timestamp, opts.common.rotate);
+    if (opts.common?.logfile)
+      this.#transcript = new Transcript(
+        opts.common.logfile,
+        opts.common.logappend,
+        opts.common.timestamp,
+        opts.common.rotate,
+      );
   }
 
   /**
@@ -117,8 +126,14 @@ export class Hub extends EventEmitter<HubEvents> {
     try {
       cfg.chardevs.forEach((id, i) => {
         const c = lookup(id);
-        if (c === undefined) throw new ConfigError(`hub '${cfg.id}': chardevs.${i}: no chardev '${id}'`, `chardevs.${i}`, id);
-        if (c instanceof Hub) throw new ConfigError(`hub '${cfg.id}': chardevs.${i}: '${id}' is a hub; hubs cannot be stacked`, `chardevs.${i}`, id);
+        if (c === undefined)
+          throw new ConfigError(`hub '${cfg.id}': chardevs.${i}: no chardev '${id}'`, `chardevs.${i}`, id);
+        if (c instanceof Hub)
+          throw new ConfigError(
+            `hub '${cfg.id}': chardevs.${i}: '${id}' is a hub; hubs cannot be stacked`,
+            `chardevs.${i}`,
+            id,
+          );
         hub.attach(c);
       });
     } catch (err) {
@@ -156,8 +171,10 @@ export class Hub extends EventEmitter<HubEvents> {
   /** Add a member (at start-up or at run time). `opts` override the chardev's own member options. */
   attach(chardev: Chardev, opts: MemberOptions = {}): HubMember {
     if (chardev.closed) throw new StateError(`${this.label}: member '${chardev.id}' is closed`);
-    if (chardev.owner !== undefined) throw new StateError(`${this.label}: member '${chardev.id}' is already used by ${chardev.owner}`);
-    if (this.#members.size >= this.maxMembers) throw new StateError(`${this.label}: too many members (maximum is ${this.maxMembers})`);
+    if (chardev.owner !== undefined)
+      throw new StateError(`${this.label}: member '${chardev.id}' is already used by ${chardev.owner}`);
+    if (this.#members.size >= this.maxMembers)
+      throw new StateError(`${this.label}: too many members (maximum is ${this.maxMembers})`);
     const requested = { ...chardev.common.member, ...opts };
     const m = new HubMember(chardev, requested, this.resolve(chardev.id, requested, chardev.backend), this.#queue.head);
     chardev.claim(this.label);
@@ -209,7 +226,8 @@ export class Hub extends EventEmitter<HubEvents> {
 
   /** Called by the port seam: which port this hub serves, and what it asks of the members. */
   bind(port: string, defaults: Readonly<MemberDefaults>): void {
-    if (this.#port !== undefined && this.#port !== port) throw new StateError(`${this.label} is already used by ${this.#port}`);
+    if (this.#port !== undefined && this.#port !== port)
+      throw new StateError(`${this.label} is already used by ${this.#port}`);
     if (defaults.refuseLossless !== undefined) {
       for (const m of this.#members.values()) this.refuseLossless(m.id, m.requested, defaults.refuseLossless);
     }
@@ -360,7 +378,7 @@ export class Hub extends EventEmitter<HubEvents> {
     if (from === 0 || from >= head) return from;
     // A whole line first: the byte after the window's first newline (counting the byte just
     // before the window, so a window that starts a line keeps it), unless that is the head.
-    for (let pos = from > this.#queue.start ? from - 1 : from; pos < head; ) {
+    for (let pos = from > this.#queue.start ? from - 1 : from; pos < head;) {
       const view = this.#queue.view(pos);
       const nl = view.indexOf(0x0a);
       if (nl >= 0) return pos + nl + 1 < head ? pos + nl + 1 : from;
@@ -371,7 +389,8 @@ export class Hub extends EventEmitter<HubEvents> {
 
   /** replay=, or the port's default for socket, pty and web members (else 0); at most a drop member's buffer. */
   private replaySize(requested: MemberOptions, backend: string | undefined, policy: string, buffer: number): number {
-    const size = requested.replay ?? (backend !== undefined && REPLAY_BACKENDS.has(backend) ? this.#defaults.replay : 0);
+    const size =
+      requested.replay ?? (backend !== undefined && REPLAY_BACKENDS.has(backend) ? this.#defaults.replay : 0);
     return policy === 'drop' ? Math.min(size, buffer) : size;
   }
 

@@ -51,7 +51,12 @@ export class HubMember {
    *   whether the port is a console, which the hub may learn later)
    * @param settings what applies now
    */
-  constructor(readonly chardev: Chardev, readonly requested: MemberOptions, public settings: MemberSettings, head: number) {
+  constructor(
+    readonly chardev: Chardev,
+    readonly requested: MemberOptions,
+    public settings: MemberSettings,
+    head: number,
+  ) {
     this.pos = head;
   }
 

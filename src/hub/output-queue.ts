@@ -26,7 +26,7 @@ export class OutputQueue {
   }
 
   push(chunk: Uint8Array): void {
-    for (let i = 0; i < chunk.length; ) {
+    for (let i = 0; i < chunk.length;) {
       const at = this.#head % BLOCK;
       if (at === 0 || this.#blocks.length === 0) {
         if (this.#blocks.length === 0) this.#first = Math.floor(this.#head / BLOCK);

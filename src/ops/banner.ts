@@ -14,7 +14,9 @@ export function chardevEndpointLines(vm: VmConfig, where?: (id: string) => strin
     } else if (t.backend === 'socket' && t.address.type === 'tcp') {
       // host defaults to localhost (chardev/registry.ts), not QEMU's all interfaces.
       const live = t.server ? where?.(c.id) : undefined;
-      const address = live?.startsWith('tcp:') ? live.slice(4) : `${t.address.host}:${written(c, 'port', t.address.port)}`;
+      const address = live?.startsWith('tcp:')
+        ? live.slice(4)
+        : `${t.address.host}:${written(c, 'port', t.address.port)}`;
       out.push(`${who}: tcp ${address}${t.server ? '' : ' (client)'}${t.telnet ? ' (telnet)' : ''}`);
     } else if (t.backend === 'file') {
       out.push(`${who}: file ${t.path}${rotation(c)}`);
@@ -38,5 +40,7 @@ function written(c: ChardevSpec, key: string, value: number): string {
 
 function rotation(c: ChardevSpec): string {
   const r = c.config.common.rotate;
-  return r !== undefined ? ` (rotated at ${written(c, 'max-size', r.maxSize)}, ${written(c, 'backups', r.backups)} backups)` : '';
+  return r !== undefined
+    ? ` (rotated at ${written(c, 'max-size', r.maxSize)}, ${written(c, 'backups', r.backups)} backups)`
+    : '';
 }

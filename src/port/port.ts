@@ -18,7 +18,13 @@ import type { DevicePort } from '../device/types.js';
 import { logger, type Logger } from '../log.js';
 import type { WinSize } from '../chardev/chardev.js';
 import { Subscriptions } from '../events.js';
-import { DEFAULT_CONSOLE_REPLAY, GENERIC_MEMBER_DEFAULTS, type Hub, type HubStats, type MemberDefaults } from '../hub/hub.js';
+import {
+  DEFAULT_CONSOLE_REPLAY,
+  GENERIC_MEMBER_DEFAULTS,
+  type Hub,
+  type HubStats,
+  type MemberDefaults,
+} from '../hub/hub.js';
 
 /**
  * What a console port asks of its hub's members: Linux busy-waits on console output, so no
@@ -62,7 +68,11 @@ export class Port {
   #closed = false;
   readonly #subs = new Subscriptions();
 
-  constructor(readonly device: DevicePort, readonly hub: Hub, private readonly opts: PortOptions = {}) {
+  constructor(
+    readonly device: DevicePort,
+    readonly hub: Hub,
+    private readonly opts: PortOptions = {},
+  ) {
     this.label = opts.label ?? `port '${device.name ?? device.nr}'`;
     this.#log = logger({ component: 'port', port: device.name ?? device.nr, hub: hub.id });
     hub.bind(this.label, device.console ? CONSOLE_MEMBER_DEFAULTS : GENERIC_MEMBER_DEFAULTS);
@@ -155,8 +165,10 @@ export class Port {
   /** A member left (or failed, or was detached): what it typed and the guest has not taken goes. */
   private dropInputOf(member: string): void {
     const before = this.#pending.length;
-    for (let i = this.#pending.length - 1; i >= 0; i--) if (this.#pending[i]!.member === member) this.#pending.splice(i, 1);
-    if (this.#pending.length !== before) this.#log.info({ member }, 'a member left before the guest took its input; that input is dropped');
+    for (let i = this.#pending.length - 1; i >= 0; i--)
+      if (this.#pending[i]!.member === member) this.#pending.splice(i, 1);
+    if (this.#pending.length !== before)
+      this.#log.info({ member }, 'a member left before the guest took its input; that input is dropped');
   }
 
   private resize(size: WinSize): void {

@@ -38,7 +38,11 @@ const ISIG = 0x1;
 
 /** An OS error carrying errno and the failed call, like Node's own errors. */
 export class SysError extends Error {
-  constructor(readonly syscall: string, readonly errno: number, detail?: string) {
+  constructor(
+    readonly syscall: string,
+    readonly errno: number,
+    detail?: string,
+  ) {
     super(`${syscall}${detail ? ` ${detail}` : ''}: ${c.strerror(errno) as string} (errno ${errno})`);
     this.name = 'SysError';
   }
@@ -166,7 +170,9 @@ export function close(fd: number): void {
   check(c.close(fd) as number, 'close', `fd ${fd}`);
 }
 
-const getsockopt = libc.func('int getsockopt(int fd, int level, int optname, _Out_ uint8_t *optval, _Inout_ uint32_t *optlen)');
+const getsockopt = libc.func(
+  'int getsockopt(int fd, int level, int optname, _Out_ uint8_t *optval, _Inout_ uint32_t *optlen)',
+);
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
 

@@ -21,7 +21,10 @@ import * as libc from './libc.js';
 
 /** A refusal naming who wanted the path and why; nothing was touched. */
 export class PathError extends Error {
-  constructor(message: string, readonly path: string) {
+  constructor(
+    message: string,
+    readonly path: string,
+  ) {
     super(message);
     this.name = 'PathError';
   }
@@ -109,7 +112,8 @@ function takeLock(path: string, who: string): Lock {
       throw new PathError(`${who}: cannot create lock file '${lockPath}': ${(err as Error).message}`, lockPath);
     }
     // Left by an earlier run (or held by a live daemon): use it as it is, read-only.
-    if (!fs.lstatSync(lockPath).isFile()) throw new PathError(`${who}: lock file '${lockPath}' exists and is not a regular file`, lockPath);
+    if (!fs.lstatSync(lockPath).isFile())
+      throw new PathError(`${who}: lock file '${lockPath}' exists and is not a regular file`, lockPath);
     try {
       fd = fs.openSync(lockPath, O_RDONLY | O_NOFOLLOW);
     } catch (err2) {
@@ -160,7 +164,9 @@ function listeningSocketPaths(): string[] {
  */
 function servedByAnother(path: string): boolean {
   const abs = resolve(path);
-  return listeningSocketPaths().some((p) => (p.startsWith('/') ? resolve(p) === abs : abs.endsWith(`/${p.replace(/^(\.\/)+/, '')}`)));
+  return listeningSocketPaths().some((p) =>
+    p.startsWith('/') ? resolve(p) === abs : abs.endsWith(`/${p.replace(/^(\.\/)+/, '')}`),
+  );
 }
 
 // --- the checks ---------------------------------------------------------------------------
@@ -183,14 +189,22 @@ function checkDirectory(path: string, who: string): void {
  */
 export function checkSocketPath(path: string, who: string, opts: { lockedByUs?: boolean } = {}): { stale: boolean } {
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
-    throw new PathError(`${who}: socket path '${path}' is ${Buffer.byteLength(path)} bytes long; unix sockets take at most ${MAX_SOCKET_PATH}`, path);
+    throw new PathError(
+      `${who}: socket path '${path}' is ${Buffer.byteLength(path)} bytes long; unix sockets take at most ${MAX_SOCKET_PATH}`,
+      path,
+    );
   }
   checkDirectory(path, who);
   const st = fs.lstatSync(path, { throwIfNoEntry: false });
-  if (st !== undefined && !st.isSocket()) throw new PathError(`${who}: path '${path}' exists and is not a socket; it is left untouched`, path);
-  if (!opts.lockedByUs && lockHeld(path, who)) throw new PathError(`${who}: '${path}' is in use by another vhost-console (it holds '${lockPathOf(path)}')`, path);
+  if (st !== undefined && !st.isSocket())
+    throw new PathError(`${who}: path '${path}' exists and is not a socket; it is left untouched`, path);
+  if (!opts.lockedByUs && lockHeld(path, who))
+    throw new PathError(`${who}: '${path}' is in use by another vhost-console (it holds '${lockPathOf(path)}')`, path);
   if (st !== undefined && servedByAnother(path)) {
-    throw new PathError(`${who}: socket '${path}' is in use by another process (a listening socket is bound to it; see 'ss -xlp'); it is left untouched`, path);
+    throw new PathError(
+      `${who}: socket '${path}' is in use by another process (a listening socket is bound to it; see 'ss -xlp'); it is left untouched`,
+      path,
+    );
   }
   return { stale: st !== undefined };
 }
@@ -202,13 +216,22 @@ const PTY_TARGET = /^\/dev\/pts\/\d+$/;
 export function checkLinkPath(path: string, who: string, opts: { lockedByUs?: boolean } = {}): { stale: boolean } {
   checkDirectory(path, who);
   const st = fs.lstatSync(path, { throwIfNoEntry: false });
-  if (!opts.lockedByUs && lockHeld(path, who)) throw new PathError(`${who}: '${path}' is in use by another vhost-console (it holds '${lockPathOf(path)}')`, path);
+  if (!opts.lockedByUs && lockHeld(path, who))
+    throw new PathError(`${who}: '${path}' is in use by another vhost-console (it holds '${lockPathOf(path)}')`, path);
   if (st === undefined) return { stale: false };
-  if (!st.isSymbolicLink()) throw new PathError(`${who}: path '${path}' exists and is not a symlink; it is left untouched`, path);
+  if (!st.isSymbolicLink())
+    throw new PathError(`${who}: path '${path}' exists and is not a symlink; it is left untouched`, path);
   const target = fs.readlinkSync(path);
-  if (!PTY_TARGET.test(target)) throw new PathError(`${who}: path '${path}' is a symlink to '${target}', not a pty link left by an earlier run; it is left untouched`, path);
+  if (!PTY_TARGET.test(target))
+    throw new PathError(
+      `${who}: path '${path}' is a symlink to '${target}', not a pty link left by an earlier run; it is left untouched`,
+      path,
+    );
   if (fs.existsSync(target)) {
-    throw new PathError(`${who}: path '${path}' links to '${target}', a terminal that exists (another program's pty?); it is left untouched`, path);
+    throw new PathError(
+      `${who}: path '${path}' links to '${target}', a terminal that exists (another program's pty?); it is left untouched`,
+      path,
+    );
   }
   return { stale: true };
 }
@@ -265,7 +288,10 @@ export function checkClientSocket(path: string, who: string): void {
 export class Claim {
   #lock: Lock | undefined;
 
-  constructor(readonly path: string, lock: Lock) {
+  constructor(
+    readonly path: string,
+    lock: Lock,
+  ) {
     this.#lock = lock;
   }
 

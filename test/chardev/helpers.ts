@@ -31,7 +31,11 @@ export function tmpdir(): string {
 }
 
 /** Create and start a chardev; it is closed after the test. */
-export async function start<T extends Chardev = Chardev>(backend: string, id: string, opts: Record<string, string> = {}): Promise<T> {
+export async function start<T extends Chardev = Chardev>(
+  backend: string,
+  id: string,
+  opts: Record<string, string> = {},
+): Promise<T> {
   const c = createChardev(backend, id, opts) as T;
   defer(() => c.close());
   await c.start();

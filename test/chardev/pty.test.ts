@@ -84,7 +84,9 @@ describe('pty chardev', () => {
   it('refuses a path= that is a regular file', async () => {
     const file = path.join(tmpdir(), 'taken');
     fs.writeFileSync(file, 'x');
-    await expect(start('pty', 'pty3', { path: file })).rejects.toThrow(`chardev 'pty3': path '${file}' exists and is not a symlink`);
+    await expect(start('pty', 'pty3', { path: file })).rejects.toThrow(
+      `chardev 'pty3': path '${file}' exists and is not a symlink`,
+    );
     expect(fs.readFileSync(file, 'utf8')).toBe('x');
   });
 });

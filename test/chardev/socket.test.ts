@@ -93,7 +93,14 @@ describe('socket chardev, unix server', () => {
 
 describe('socket chardev, tcp', () => {
   it('server on 127.0.0.1 with nodelay and telnet framing', async () => {
-    const s = await start<SocketChardev>('socket', 't0', { host: '127.0.0.1', port: '0', server: 'on', wait: 'off', nodelay: 'on', telnet: 'on' });
+    const s = await start<SocketChardev>('socket', 't0', {
+      host: '127.0.0.1',
+      port: '0',
+      server: 'on',
+      wait: 'off',
+      nodelay: 'on',
+      telnet: 'on',
+    });
     const addr = s.address() as net.AddressInfo;
     expect(addr.port).toBeGreaterThan(0);
     const input = collectInput(s);
@@ -117,7 +124,11 @@ describe('socket chardev, tcp', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     defer(() => new Promise((r) => server.close(r)));
     const port = (server.address() as net.AddressInfo).port;
-    const s = await start<SocketChardev>('socket', 'tc', { host: '127.0.0.1', port: String(port), 'reconnect-ms': '50' });
+    const s = await start<SocketChardev>('socket', 'tc', {
+      host: '127.0.0.1',
+      port: String(port),
+      'reconnect-ms': '50',
+    });
     await until(() => s.connected && conns.length === 1, 'first connection');
     const input = collectInput(s);
     conns[0]!.write('one');

@@ -33,7 +33,10 @@ describe('stdio chardev', () => {
     expect(libc.isCanonical(libc.tcgetattr(p.master))).toBe(true);
     const input = new tty.ReadStream(libc.dup(p.slave));
     const output = new tty.WriteStream(libc.dup(p.slave));
-    defer(() => { input.destroy(); output.destroy(); });
+    defer(() => {
+      input.destroy();
+      output.destroy();
+    });
     const cfg = parseChardevOptions('stdio', 'io', {}) as ConstructorParameters<typeof StdioChardev>[0];
     const io = new StdioChardev(cfg, { input, output, inputFd: p.slave });
     await io.start();
@@ -53,9 +56,13 @@ describe('stdio chardev', () => {
   it('restores the terminal when a signal ends the process', async () => {
     const p = pty();
     const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
-    const child = spawn(process.execPath, ['--import', here('./fixtures/ts-register.mjs'), here('./fixtures/stdio-child.ts')], {
-      stdio: [p.slave, p.slave, 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', here('./fixtures/ts-register.mjs'), here('./fixtures/stdio-child.ts')],
+      {
+        stdio: [p.slave, p.slave, 'pipe'],
+      },
+    );
     defer(() => child.exitCode === null && child.kill('SIGKILL'));
     let err = '';
     child.stderr!.on('data', (b: Buffer) => (err += b.toString()));

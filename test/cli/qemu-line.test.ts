@@ -13,7 +13,9 @@ import { KNOWN_BACKENDS } from '../../src/chardev/registry.js';
 const SUPPORTED = `(supported: ${KNOWN_BACKENDS.join(', ')})`;
 
 const dirs: { remove: () => void }[] = [];
-afterEach(() => { for (const d of dirs.splice(0)) d.remove(); });
+afterEach(() => {
+  for (const d of dirs.splice(0)) d.remove();
+});
 function dir(): string {
   const d = tmpDir('vhc-qemu-line-');
   dirs.push(d);
@@ -25,11 +27,17 @@ describe('a QEMU command line', () => {
     const d = dir();
     const qga = path.join(d, 'qga.sock');
     const text = `socket,id=charchannel0,path=${qga},server,nowait`;
-    const p = spawnCli([
-      '--socket', path.join(d, 'vm.sock'),
-      '--chardev', text,
-      '--device', 'virtserialport,bus=virtio-serial0.0,nr=1,chardev=charchannel0,id=channel0,name=org.qemu.guest_agent.0',
-    ], d);
+    const p = spawnCli(
+      [
+        '--socket',
+        path.join(d, 'vm.sock'),
+        '--chardev',
+        text,
+        '--device',
+        'virtserialport,bus=virtio-serial0.0,nr=1,chardev=charchannel0,id=channel0,name=org.qemu.guest_agent.0',
+      ],
+      d,
+    );
     try {
       await until(() => p.stdout.includes('ready') || p.child.exitCode !== null, 'the daemon to be ready', 15_000);
       expect(p.child.exitCode, p.stderr).toBe(null);
@@ -40,7 +48,10 @@ describe('a QEMU command line', () => {
       ]);
       // nowait: the daemon did not wait for a client, and the server socket takes one.
       const sock = net.connect(qga);
-      await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
+      await new Promise<void>((resolve, reject) => {
+        sock.once('connect', resolve);
+        sock.once('error', reject);
+      });
       sock.destroy();
     } finally {
       await p.kill();
@@ -49,7 +60,17 @@ describe('a QEMU command line', () => {
 
   it('prints the port a TCP server on port=0 got, on the host it listens on (localhost by default)', async () => {
     const d = dir();
-    const p = spawnCli(['--socket', path.join(d, 'vm.sock'), '--chardev', 'socket,id=t0,port=0,server=on,wait=off', '--device', 'virtconsole,chardev=t0'], d);
+    const p = spawnCli(
+      [
+        '--socket',
+        path.join(d, 'vm.sock'),
+        '--chardev',
+        'socket,id=t0,port=0,server=on,wait=off',
+        '--device',
+        'virtconsole,chardev=t0',
+      ],
+      d,
+    );
     try {
       await until(() => p.stdout.includes('ready') || p.child.exitCode !== null, 'the daemon to be ready', 15_000);
       expect(p.child.exitCode, p.stderr).toBe(null);
@@ -58,7 +79,10 @@ describe('a QEMU command line', () => {
       const port = Number(m![1]);
       expect(port).toBeGreaterThan(0);
       const sock = net.connect({ host: 'localhost', port });
-      await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
+      await new Promise<void>((resolve, reject) => {
+        sock.once('connect', resolve);
+        sock.once('error', reject);
+      });
       sock.destroy();
     } finally {
       await p.kill();
@@ -66,8 +90,14 @@ describe('a QEMU command line', () => {
   });
 
   it.each([
-    [`vc,id=v`, `vhost-console: chardev 'v': backend 'vc' is not supported by vhost-console ${SUPPORTED}; for a terminal use pty, or a socket and a client such as socat`],
-    [`socket,id=mon0,path=mon.sock,server=on,wait=off,mux=on`, "vhost-console: chardev 'mon0': option 'mux' is not supported by vhost-console; to share a port between several backends, put them in a hub: --chardev hub,id=hub0,chardevs.0=mon0,chardevs.1=OTHER --device virtconsole,chardev=hub0"],
+    [
+      `vc,id=v`,
+      `vhost-console: chardev 'v': backend 'vc' is not supported by vhost-console ${SUPPORTED}; for a terminal use pty, or a socket and a client such as socat`,
+    ],
+    [
+      `socket,id=mon0,path=mon.sock,server=on,wait=off,mux=on`,
+      "vhost-console: chardev 'mon0': option 'mux' is not supported by vhost-console; to share a port between several backends, put them in a hub: --chardev hub,id=hub0,chardevs.0=mon0,chardevs.1=OTHER --device virtconsole,chardev=hub0",
+    ],
   ])('refuses --chardev %s before creating anything', (chardev, message) => {
     const d = dir();
     const r = runCli(['--socket', path.join(d, 'vm.sock'), '--chardev', chardev], d);

@@ -7,11 +7,19 @@ describe('parseKeyval', () => {
   it('reads the implied first key and the parameters in order', () => {
     const kv = parseKeyval('socket,id=s0,path=/run/x,server=on', 'backend');
     expect(kv.implied).toBe('socket');
-    expect([...kv.params]).toEqual([['id', 's0'], ['path', '/run/x'], ['server', 'on']]);
+    expect([...kv.params]).toEqual([
+      ['id', 's0'],
+      ['path', '/run/x'],
+      ['server', 'on'],
+    ]);
   });
 
   it('accepts the implied key spelled out', () => {
-    expect(parseKeyval('id=p,backend=pty', 'backend')).toEqual({ implied: 'pty', params: new Map([['id', 'p']]), flags: [] });
+    expect(parseKeyval('id=p,backend=pty', 'backend')).toEqual({
+      implied: 'pty',
+      params: new Map([['id', 'p']]),
+      flags: [],
+    });
   });
 
   it('turns ,, into a literal comma, in values and in the implied value', () => {
@@ -26,7 +34,10 @@ describe('parseKeyval', () => {
 
   it("returns elements without '=' after the first as flags, in order (QEMU's short-form booleans)", () => {
     const kv = parseKeyval('socket,id=s,path=/x,server,nowait', 'backend');
-    expect([...kv.params]).toEqual([['id', 's'], ['path', '/x']]);
+    expect([...kv.params]).toEqual([
+      ['id', 's'],
+      ['path', '/x'],
+    ]);
     expect(kv.flags).toEqual(['server', 'nowait']);
     // Without an implied key, the first element too.
     expect(parseKeyval('server,id=s').flags).toEqual(['server']);
@@ -44,7 +55,7 @@ describe('parseKeyval', () => {
     ['', 'backend', 'empty'],
     [',id=x', 'backend', 'missing backend'],
     ['id=x', 'backend', 'missing backend: the text must start with it'],
-    ['=pty', 'backend', "empty parameter name at position 1"],
+    ['=pty', 'backend', 'empty parameter name at position 1'],
     ['pty,id=x,backend=file', 'backend', "backend is given twice ('pty' and 'file')"],
     ['backend=,id=x', 'backend', 'empty backend'],
     ['pty,id=x,', 'backend', "trailing ',' (write ',,' for a comma inside a value)"],
@@ -56,7 +67,11 @@ describe('parseKeyval', () => {
     ['pty,a..b=1', 'backend', "invalid parameter name 'a..b'"],
     ['hub,id=h,chardevs.0=a,chardevs.2=b', 'backend', "list 'chardevs' has no element 1 ('chardevs.1' is missing)"],
     ['hub,id=h,chardevs.1=a', 'backend', "list 'chardevs' has no element 0 ('chardevs.0' is missing)"],
-    ['hub,id=h,chardevs.0=a,chardevs.01=b', 'backend', "list index 'chardevs.01' must be written without leading zeros"],
+    [
+      'hub,id=h,chardevs.0=a,chardevs.01=b',
+      'backend',
+      "list index 'chardevs.01' must be written without leading zeros",
+    ],
     ['hub,id=h,chardevs=a,chardevs.0=b', 'backend', "'chardevs' is given both as a value and as a list ('chardevs.0')"],
   ];
   it.each(errors)('%j -> %s', (text, implied, message) => {
@@ -77,8 +92,18 @@ describe('booleans', () => {
 describe('formatting', () => {
   it('escapes commas so that parse(format(x)) is x', () => {
     expect(escapeValue('a,b')).toBe('a,,b');
-    const text = formatKeyval('file', [['id', 'f'], ['path', '/a,b,']]);
+    const text = formatKeyval('file', [
+      ['id', 'f'],
+      ['path', '/a,b,'],
+    ]);
     expect(text).toBe('file,id=f,path=/a,,b,,');
-    expect(parseKeyval(text, 'backend')).toEqual({ implied: 'file', params: new Map([['id', 'f'], ['path', '/a,b,']]), flags: [] });
+    expect(parseKeyval(text, 'backend')).toEqual({
+      implied: 'file',
+      params: new Map([
+        ['id', 'f'],
+        ['path', '/a,b,'],
+      ]),
+      flags: [],
+    });
   });
 });

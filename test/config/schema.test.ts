@@ -6,8 +6,14 @@ import { chardevFromKeyval, finishVm, portFromKeyval, type VmConfig } from '../.
 // applied; these tests pin what that relies on.
 function vm(): VmConfig {
   return finishVm({
-    id: 'vm1', socket: '/s', maxPorts: 4,
-    chardevs: [chardevFromKeyval('null,id=a'), chardevFromKeyval('null,id=b'), chardevFromKeyval('hub,id=h,chardevs.0=a')],
+    id: 'vm1',
+    socket: '/s',
+    maxPorts: 4,
+    chardevs: [
+      chardevFromKeyval('null,id=a'),
+      chardevFromKeyval('null,id=b'),
+      chardevFromKeyval('hub,id=h,chardevs.0=a'),
+    ],
     devices: [portFromKeyval('virtconsole,chardev=h'), portFromKeyval('virtserialport,name=x,nr=3')],
   });
 }
@@ -21,13 +27,24 @@ describe('finishVm on a running VM', () => {
   it('keeps the numbers of existing ports and gives a hot-plugged one the lowest free', () => {
     const v = vm();
     const next = finishVm({ ...v, devices: [...v.devices, portFromKeyval('virtserialport,chardev=b,name=y')] });
-    expect(next.devices.map((d) => [d.id, d.nr])).toEqual([['port0', 0], ['x', 3], ['y', 1]]);
+    expect(next.devices.map((d) => [d.id, d.nr])).toEqual([
+      ['port0', 0],
+      ['x', 3],
+      ['y', 1],
+    ]);
   });
 
   it('refuses a hot-plugged port that breaks a rule, with the start-up message', () => {
     const v = vm();
-    expect(() => finishVm({ ...v, devices: [...v.devices, portFromKeyval('virtserialport,chardev=a')] }, { prefix: "vm 'vm1': " }))
-      .toThrow(new ConfigError("vm 'vm1': port 'port1': chardev 'a' is already used by hub 'h'", '--device', 'virtserialport,chardev=a'));
+    expect(() =>
+      finishVm({ ...v, devices: [...v.devices, portFromKeyval('virtserialport,chardev=a')] }, { prefix: "vm 'vm1': " }),
+    ).toThrow(
+      new ConfigError(
+        "vm 'vm1': port 'port1': chardev 'a' is already used by hub 'h'",
+        '--device',
+        'virtserialport,chardev=a',
+      ),
+    );
   });
 
   it('lets a run-time change empty a hub, which a configuration may not do', () => {
@@ -38,13 +55,33 @@ describe('finishVm on a running VM', () => {
   });
 
   it('bounds a hub at run time by its max-members', () => {
-    const v = finishVm({ id: 'vm1', socket: '/s', chardevs: [chardevFromKeyval('null,id=a'), chardevFromKeyval('null,id=b'), chardevFromKeyval('hub,id=h,max-members=1,chardevs.0=a')], devices: [] });
+    const v = finishVm({
+      id: 'vm1',
+      socket: '/s',
+      chardevs: [
+        chardevFromKeyval('null,id=a'),
+        chardevFromKeyval('null,id=b'),
+        chardevFromKeyval('hub,id=h,max-members=1,chardevs.0=a'),
+      ],
+      devices: [],
+    });
     const chardevs = v.chardevs.map((c) => (c.id === 'h' ? { ...c, members: ['a', 'b'] } : c));
-    expect(() => finishVm({ ...v, chardevs }, { runtime: true })).toThrow("hub 'h': 2 members, at most 1 (max-members)");
+    expect(() => finishVm({ ...v, chardevs }, { runtime: true })).toThrow(
+      "hub 'h': 2 members, at most 1 (max-members)",
+    );
   });
 
   it("keeps a hub's typed form with its member list: the VM builds from it, nothing re-reads the options", () => {
-    const v = finishVm({ id: 'vm1', socket: '/s', chardevs: [chardevFromKeyval('null,id=a'), chardevFromKeyval('null,id=b'), chardevFromKeyval('hub,id=h,max-members=3,chardevs.0=a')], devices: [] });
+    const v = finishVm({
+      id: 'vm1',
+      socket: '/s',
+      chardevs: [
+        chardevFromKeyval('null,id=a'),
+        chardevFromKeyval('null,id=b'),
+        chardevFromKeyval('hub,id=h,max-members=3,chardevs.0=a'),
+      ],
+      devices: [],
+    });
     const chardevs = v.chardevs.map((c) => (c.id === 'h' ? { ...c, members: ['a', 'b'] } : c));
     const h = finishVm({ ...v, chardevs }, { runtime: true }).chardevs[2]!;
     expect(h.config).toMatchObject({ id: 'h', backend: 'hub', chardevs: ['a', 'b'], maxMembers: 3 });

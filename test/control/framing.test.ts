@@ -5,7 +5,9 @@ describe('JsonSplitter', () => {
   it('ends a message where its braces balance, with or without newlines', () => {
     const s = new JsonSplitter();
     expect(s.push('{"execute": "a"}{"execute"')).toEqual([{ json: '{"execute": "a"}' }]);
-    expect(s.push(': "b",\n "arguments": {"x": [1, {"y": 2}]}}\r\n')).toEqual([{ json: '{"execute": "b",\n "arguments": {"x": [1, {"y": 2}]}}' }]);
+    expect(s.push(': "b",\n "arguments": {"x": [1, {"y": 2}]}}\r\n')).toEqual([
+      { json: '{"execute": "b",\n "arguments": {"x": [1, {"y": 2}]}}' },
+    ]);
   });
 
   it('ignores brackets and escaped quotes inside strings', () => {

@@ -12,7 +12,10 @@ import { Rig, settled, until, type PtyPeer } from './util.js';
 
 const NUM_QUEUES = 2 * (1 + 1);
 let rig: Rig | undefined;
-afterEach(async () => { await rig?.dispose(); rig = undefined; });
+afterEach(async () => {
+  await rig?.dispose();
+  rig = undefined;
+});
 
 type Member = { chardev: string; open: boolean; 'bytes-out': number; 'bytes-in': number; drops: number };
 async function members(q: QmpClient): Promise<Record<string, Member>> {
@@ -28,14 +31,24 @@ async function members(q: QmpClient): Promise<Record<string, Member>> {
 async function start(sockOpts = '', o: { pausedClient?: boolean } = {}) {
   rig = await Rig.start((dir) => ({
     args: [
-      '--socket', `${dir}/vm.sock`, '--max-ports', '1', '--control', `${dir}/ctl.sock`,
+      '--socket',
+      `${dir}/vm.sock`,
+      '--max-ports',
+      '1',
+      '--control',
+      `${dir}/ctl.sock`,
       // The pty and the file may lag more than all the test writes (16 MiB), so whether they
       // lose a byte depends only on the hub, never on how fast this process reads the pty.
-      '--chardev', `pty,id=pty0,path=${dir}/con.pty,buffer=16777216`,
-      '--chardev', `socket,id=sock,path=${dir}/con.sock,server=on,wait=off${sockOpts}`,
-      '--chardev', `file,id=log,path=${dir}/con.log,buffer=16777216`,
-      '--chardev', 'hub,id=hub0,chardevs.0=pty0,chardevs.1=sock,chardevs.2=log',
-      '--device', 'virtconsole,id=console,chardev=hub0',
+      '--chardev',
+      `pty,id=pty0,path=${dir}/con.pty,buffer=16777216`,
+      '--chardev',
+      `socket,id=sock,path=${dir}/con.sock,server=on,wait=off${sockOpts}`,
+      '--chardev',
+      `file,id=log,path=${dir}/con.log,buffer=16777216`,
+      '--chardev',
+      'hub,id=hub0,chardevs.0=pty0,chardevs.1=sock,chardevs.2=log',
+      '--device',
+      'virtconsole,id=console,chardev=hub0',
     ],
     wait: [`${dir}/vm.sock`, `${dir}/ctl.sock`, `${dir}/con.sock`, `${dir}/con.pty`],
   }));
@@ -58,7 +71,11 @@ async function start(sockOpts = '', o: { pausedClient?: boolean } = {}) {
 describe('console hub of pty + unix socket + file', () => {
   it("the guest's output appears identically on all three; input from the pty and the socket reaches the guest", async () => {
     const { r, q, pty, sock, d, console: c, logSize } = await start();
-    const out = Buffer.concat([Buffer.from('boot: hello\r\n'), randomBytes(64 * 1024), Buffer.from([0, 0x0a, 0x0d, 0x03, 0x1b, 0xff])]);
+    const out = Buffer.concat([
+      Buffer.from('boot: hello\r\n'),
+      randomBytes(64 * 1024),
+      Buffer.from([0, 0x0a, 0x0d, 0x03, 0x1b, 0xff]),
+    ]);
     await c.write(out, { chunkSize: 1000 });
     const [viaPty, viaSock] = await Promise.all([pty.read(out.length), sock.read(out.length)]);
     await until(() => logSize() >= out.length, 'the log file to have everything');

@@ -12,7 +12,9 @@ import { QmpClient } from '../helpers/qmp.js';
 import { PtyPeer, qmpError, runCli } from './util.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => { for (const f of cleanups.splice(0).reverse()) await f(); });
+afterEach(async () => {
+  for (const f of cleanups.splice(0).reverse()) await f();
+});
 
 function dir(): string {
   const d = tmpDir('vhc-paths-');
@@ -23,15 +25,24 @@ function dir(): string {
 /** The README's own configuration, in `d`. */
 function readmeArgs(d: string, socket = `${d}/console.sock`): string[] {
   return [
-    '--socket', socket,
-    '--chardev', `pty,id=pty0,path=${d}/console.pty`,
-    '--chardev', `socket,id=sock0,path=${d}/console.io,server=on,wait=off`,
-    '--chardev', `file,id=log0,path=${d}/vm1-console.log,append=on`,
-    '--chardev', 'hub,id=hub0,chardevs.0=pty0,chardevs.1=sock0,chardevs.2=log0',
-    '--device', 'virtconsole,chardev=hub0,name=org.example.console.0',
-    '--chardev', `socket,id=qga0,path=${d}/qga.sock,server=on,wait=off`,
-    '--device', 'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
-    '--control', `${d}/qmp.sock`,
+    '--socket',
+    socket,
+    '--chardev',
+    `pty,id=pty0,path=${d}/console.pty`,
+    '--chardev',
+    `socket,id=sock0,path=${d}/console.io,server=on,wait=off`,
+    '--chardev',
+    `file,id=log0,path=${d}/vm1-console.log,append=on`,
+    '--chardev',
+    'hub,id=hub0,chardevs.0=pty0,chardevs.1=sock0,chardevs.2=log0',
+    '--device',
+    'virtconsole,chardev=hub0,name=org.example.console.0',
+    '--chardev',
+    `socket,id=qga0,path=${d}/qga.sock,server=on,wait=off`,
+    '--device',
+    'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
+    '--control',
+    `${d}/qmp.sock`,
   ];
 }
 
@@ -43,27 +54,51 @@ async function start(args: string[], wait: string[]): Promise<Daemon> {
 
 /** A process that listens on `path` (another program); it prints a line per connection it gets. */
 async function otherProgram(path: string): Promise<{ connections: () => number }> {
-  const child = spawn(process.execPath, ['-e', `
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `
     require('net').createServer((s) => { console.log('connection'); s.destroy(); }).listen(${JSON.stringify(path)}, () => console.log('up'));
-  `], { stdio: ['ignore', 'pipe', 'inherit'] });
-  cleanups.push(() => { child.kill('SIGKILL'); });
+  `,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  cleanups.push(() => {
+    child.kill('SIGKILL');
+  });
   let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
-  await new Promise<void>((resolve) => { const t = setInterval(() => { if (out.includes('up')) { clearInterval(t); resolve(); } }, 10); });
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  await new Promise<void>((resolve) => {
+    const t = setInterval(() => {
+      if (out.includes('up')) {
+        clearInterval(t);
+        resolve();
+      }
+    }, 10);
+  });
   return { connections: () => out.split('\n').filter((l) => l === 'connection').length };
 }
 
 function connectOnce(path: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const s = net.connect(path);
-    s.once('connect', () => { s.destroy(); resolve(); });
+    s.once('connect', () => {
+      s.destroy();
+      resolve();
+    });
     s.once('error', reject);
   });
 }
 
 /** A stale socket: its listener was SIGKILLed, so the file stays and nobody accepts on it. */
 function staleSocket(path: string): number {
-  const killed = spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+  const killed = spawnSync(process.execPath, [
+    '-e',
+    `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`,
+  ]);
   expect(killed.signal).toBe('SIGKILL');
   return fs.statSync(path).ino;
 }
@@ -76,7 +111,9 @@ describe("a user's file at a chardev path", () => {
       const args = ['--socket', 'v.sock', '--chardev', chardev, '--device', 'virtserialport,chardev=s'];
       const r = runCli(args, d);
       expect(r.code, r.stderr).toBe(1);
-      expect(r.stderr).toMatch(/^vhost-console: chardev 's': path 'notes.txt' exists and is not a (socket|symlink); it is left untouched\n$/);
+      expect(r.stderr).toMatch(
+        /^vhost-console: chardev 's': path 'notes.txt' exists and is not a (socket|symlink); it is left untouched\n$/,
+      );
       expect(fs.readFileSync(join(d, 'notes.txt'), 'utf8')).toBe('important\n');
       expect(fs.readdirSync(d)).toEqual(['notes.txt']);
       const c = runCli(['--check', ...args], d);
@@ -89,11 +126,28 @@ describe("a user's file at a chardev path", () => {
   it('survives a refused chardev-add over the control socket', async () => {
     const d = dir();
     fs.writeFileSync(join(d, 'notes.txt'), 'important\n');
-    await start(['--socket', `${d}/vm.sock`, '--chardev', 'null,id=n', '--device', 'virtconsole,chardev=n', '--control', `${d}/ctl.sock`], [`${d}/vm.sock`, `${d}/ctl.sock`]);
+    await start(
+      [
+        '--socket',
+        `${d}/vm.sock`,
+        '--chardev',
+        'null,id=n',
+        '--device',
+        'virtconsole,chardev=n',
+        '--control',
+        `${d}/ctl.sock`,
+      ],
+      [`${d}/vm.sock`, `${d}/ctl.sock`],
+    );
     const q = await QmpClient.connect(`${d}/ctl.sock`);
     cleanups.push(() => q.close());
     const notes = join(d, 'notes.txt');
-    const sock = await qmpError(q.execute('chardev-add', { id: 's', backend: { type: 'socket', data: { addr: { type: 'unix', data: { path: notes } }, server: true, wait: false } } }));
+    const sock = await qmpError(
+      q.execute('chardev-add', {
+        id: 's',
+        backend: { type: 'socket', data: { addr: { type: 'unix', data: { path: notes } }, server: true, wait: false } },
+      }),
+    );
     expect(sock.desc).toContain(`chardev 's': path '${notes}' exists and is not a socket; it is left untouched`);
     const pty = await qmpError(q.execute('chardev-add', { id: 'p', backend: { type: 'pty', data: { path: notes } } }));
     expect(pty.desc).toContain(`chardev 'p': path '${notes}' exists and is not a symlink; it is left untouched`);
@@ -105,7 +159,13 @@ describe("a user's file at a chardev path", () => {
 describe('a second daemon', () => {
   it("with the same configuration exits non-zero; the first one's sockets and pty still serve, and it saw nothing", async () => {
     const d = dir();
-    const first = await start(readmeArgs(d), [`${d}/console.sock`, `${d}/console.io`, `${d}/qga.sock`, `${d}/qmp.sock`, `${d}/console.pty`]);
+    const first = await start(readmeArgs(d), [
+      `${d}/console.sock`,
+      `${d}/console.io`,
+      `${d}/qga.sock`,
+      `${d}/qmp.sock`,
+      `${d}/console.pty`,
+    ]);
     const q = await QmpClient.connect(`${d}/qmp.sock`);
     cleanups.push(() => q.close());
     const link = fs.readlinkSync(join(d, 'console.pty'));
@@ -114,14 +174,18 @@ describe('a second daemon', () => {
 
     const r = runCli(readmeArgs(d), d);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`vhost-console: the vhost-user socket: '${d}/console.sock' is in use by another vhost-console (it holds '${d}/console.sock.lock')`);
+    expect(r.stderr).toContain(
+      `vhost-console: the vhost-user socket: '${d}/console.sock' is in use by another vhost-console (it holds '${d}/console.sock.lock')`,
+    );
     expect(r.stderr).toContain(`chardev 'pty0': '${d}/console.pty' is in use by another vhost-console`);
     expect(r.stderr).toContain(`chardev 'qga0': '${d}/qga.sock' is in use by another vhost-console`);
     expect(r.stderr).not.toMatch(/"level"/); // printed once, not again as a JSON log line
 
     // Nothing of the first daemon was touched...
     expect(fs.readlinkSync(join(d, 'console.pty'))).toBe(link);
-    expect(['console.sock', 'console.io', 'qga.sock', 'qmp.sock'].map((f) => fs.statSync(join(d, f)).ino)).toEqual(inodes);
+    expect(['console.sock', 'console.io', 'qga.sock', 'qmp.sock'].map((f) => fs.statSync(join(d, f)).ino)).toEqual(
+      inodes,
+    );
     // ...nor even knocked on: no event, no log line at the first daemon.
     await new Promise((res) => setTimeout(res, 300));
     expect(q.events.filter((e) => e.event.startsWith('FRONTEND_'))).toEqual([]);
@@ -131,26 +195,42 @@ describe('a second daemon', () => {
     const io = await HostClient.connect(join(d, 'console.io'));
     const qga = await HostClient.connect(join(d, 'qga.sock'));
     const pty = new PtyPeer(join(d, 'console.pty'));
-    cleanups.push(() => { io.close(); qga.close(); pty.close(); });
+    cleanups.push(() => {
+      io.close();
+      qga.close();
+      pty.close();
+    });
     const q2 = await QmpClient.connect(`${d}/qmp.sock`);
     q2.close();
     let open: Record<string, boolean> = {};
     for (const end = Date.now() + 5000; !(open.pty0 && open.sock0 && open.qga0) && Date.now() < end;) {
-      const ports = await q.execute('query-ports') as { members: { chardev: string; open: boolean }[] }[];
+      const ports = (await q.execute('query-ports')) as { members: { chardev: string; open: boolean }[] }[];
       open = Object.fromEntries(ports.flatMap((p) => p.members.map((m) => [m.chardev, m.open])));
       await new Promise((res) => setTimeout(res, 50));
     }
     expect(open).toMatchObject({ pty0: true, sock0: true, qga0: true });
   });
 
-  it('with another vhost-user socket but the same chardev path is refused; the live socket stays the first one\'s', async () => {
+  it("with another vhost-user socket but the same chardev path is refused; the live socket stays the first one's", async () => {
     const d = dir();
     await start(readmeArgs(d), [`${d}/console.sock`, `${d}/qga.sock`, `${d}/qmp.sock`]);
     const ino = fs.statSync(join(d, 'qga.sock')).ino;
     const other = dir();
-    const r = runCli(['--socket', `${other}/other.sock`, '--chardev', `socket,id=q,path=${d}/qga.sock,server=on,wait=off`, '--device', 'virtserialport,chardev=q'], other);
+    const r = runCli(
+      [
+        '--socket',
+        `${other}/other.sock`,
+        '--chardev',
+        `socket,id=q,path=${d}/qga.sock,server=on,wait=off`,
+        '--device',
+        'virtserialport,chardev=q',
+      ],
+      other,
+    );
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`vhost-console: chardev 'q': '${d}/qga.sock' is in use by another vhost-console (it holds '${d}/qga.sock.lock')\n`);
+    expect(r.stderr).toBe(
+      `vhost-console: chardev 'q': '${d}/qga.sock' is in use by another vhost-console (it holds '${d}/qga.sock.lock')\n`,
+    );
     expect(fs.statSync(join(d, 'qga.sock')).ino).toBe(ino);
     expect(fs.readdirSync(other)).toEqual([]);
     const c = await HostClient.connect(join(d, 'qga.sock'));
@@ -166,12 +246,23 @@ describe('sockets of other programs', () => {
     const ino = fs.statSync(path).ino;
     for (const args of [
       ['--socket', path, '--chardev', 'null,id=n', '--device', 'virtconsole,chardev=n'],
-      ['--socket', `${d}/vm.sock`, '--chardev', `socket,id=s,path=${path},server=on,wait=off`, '--device', 'virtconsole,chardev=s'],
+      [
+        '--socket',
+        `${d}/vm.sock`,
+        '--chardev',
+        `socket,id=s,path=${path},server=on,wait=off`,
+        '--device',
+        'virtconsole,chardev=s',
+      ],
       ['--socket', `${d}/vm.sock`, '--chardev', 'null,id=n', '--device', 'virtconsole,chardev=n', '--control', path],
     ]) {
       const r = runCli(args, d);
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(new RegExp(`socket '${path}' is in use by another process \\(a listening socket is bound to it; see 'ss -xlp'\\); it is left untouched`));
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `socket '${path}' is in use by another process \\(a listening socket is bound to it; see 'ss -xlp'\\); it is left untouched`,
+        ),
+      );
       expect(fs.statSync(path).ino).toBe(ino);
       expect(fs.readdirSync(d)).toEqual(['theirs.sock']);
     }
@@ -190,7 +281,17 @@ describe('sockets of other programs', () => {
     staleSocket(join(d, 'io.sock'));
     // Stale: a connection is refused.
     await expect(connectOnce(join(d, 'io.sock'))).rejects.toThrow(/ECONNREFUSED/);
-    await start(['--socket', `${d}/vm.sock`, '--chardev', `socket,id=s,path=${d}/io.sock,server=on,wait=off`, '--device', 'virtconsole,chardev=s'], [`${d}/vm.sock.lock`, `${d}/io.sock.lock`]);
+    await start(
+      [
+        '--socket',
+        `${d}/vm.sock`,
+        '--chardev',
+        `socket,id=s,path=${d}/io.sock,server=on,wait=off`,
+        '--device',
+        'virtconsole,chardev=s',
+      ],
+      [`${d}/vm.sock.lock`, `${d}/io.sock.lock`],
+    );
     // Replaced: the daemon serves both paths (the inode may be reused, so ask the sockets).
     await HostClient.connect(join(d, 'io.sock')).then((c) => c.close());
     await HostClient.connect(join(d, 'vm.sock')).then((c) => c.close());
@@ -202,20 +303,35 @@ describe('a start-up that fails half-way', () => {
     const d = dir();
     fs.writeFileSync(join(d, 'old.log'), 'kept\n');
     const stale = staleSocket(join(d, 'peer.sock'));
-    const r = runCli([
-      '--socket', `${d}/vm.sock`, '--control', `${d}/ctl.sock`,
-      '--chardev', `pty,id=pty0,path=${d}/con.pty`,
-      '--chardev', `file,id=new,path=${d}/new.log`,
-      '--chardev', `file,id=old,path=${d}/old.log,append=on`,
-      '--chardev', `socket,id=srv,path=${d}/srv.sock,server=on,wait=off`,
-      // Passes the checks (a socket is there) but nobody accepts: fails when opened.
-      '--chardev', `socket,id=peer,path=${d}/peer.sock`,
-      '--chardev', 'hub,id=hub0,chardevs.0=pty0,chardevs.1=new,chardevs.2=old,chardevs.3=srv,chardevs.4=peer',
-      '--device', 'virtconsole,chardev=hub0',
-    ], d);
+    const r = runCli(
+      [
+        '--socket',
+        `${d}/vm.sock`,
+        '--control',
+        `${d}/ctl.sock`,
+        '--chardev',
+        `pty,id=pty0,path=${d}/con.pty`,
+        '--chardev',
+        `file,id=new,path=${d}/new.log`,
+        '--chardev',
+        `file,id=old,path=${d}/old.log,append=on`,
+        '--chardev',
+        `socket,id=srv,path=${d}/srv.sock,server=on,wait=off`,
+        // Passes the checks (a socket is there) but nobody accepts: fails when opened.
+        '--chardev',
+        `socket,id=peer,path=${d}/peer.sock`,
+        '--chardev',
+        'hub,id=hub0,chardevs.0=pty0,chardevs.1=new,chardevs.2=old,chardevs.3=srv,chardevs.4=peer',
+        '--device',
+        'virtconsole,chardev=hub0',
+      ],
+      d,
+    );
     expect(r.code).toBe(1);
     // Printed once for a person (the JSON lines before it are the log of what was opened).
-    expect(r.stderr.split('\n').filter((l) => l.startsWith('vhost-console:'))).toEqual([`vhost-console: chardev 'peer': cannot connect to unix:${d}/peer.sock: connect ECONNREFUSED ${d}/peer.sock`]);
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('vhost-console:'))).toEqual([
+      `vhost-console: chardev 'peer': cannot connect to unix:${d}/peer.sock: connect ECONNREFUSED ${d}/peer.sock`,
+    ]);
     expect(r.stderr).not.toMatch(/ECONNREFUSED.*"level"|"level".*ECONNREFUSED/);
     expect(fs.readdirSync(d).sort()).toEqual(['old.log', 'peer.sock']);
     expect(fs.readFileSync(join(d, 'old.log'), 'utf8')).toBe('kept\n');
@@ -234,7 +350,17 @@ describe('--check', () => {
 
     fs.mkdirSync(join(d, 'qga.sock'));
     fs.writeFileSync(join(d, 'console.pty'), 'mine');
-    const bad = runCli(['--check', ...args, '--chardev', `pipe,id=fifo,path=${d}/nofifo`, '--chardev', `file,id=f,path=${d}/no/dir/x.log`], d);
+    const bad = runCli(
+      [
+        '--check',
+        ...args,
+        '--chardev',
+        `pipe,id=fifo,path=${d}/nofifo`,
+        '--chardev',
+        `file,id=f,path=${d}/no/dir/x.log`,
+      ],
+      d,
+    );
     expect(bad.code).toBe(2);
     expect(bad.stderr.split('\n').filter(Boolean)).toEqual([
       `vhost-console: chardev 'pty0': path '${d}/console.pty' exists and is not a symlink; it is left untouched`,

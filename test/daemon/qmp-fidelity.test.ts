@@ -9,20 +9,36 @@ import type { LogLine } from '../helpers/daemon.js';
 import { Rig, qmpError, until } from './util.js';
 
 let rig: Rig | undefined;
-afterEach(async () => { await rig?.dispose(); rig = undefined; });
+afterEach(async () => {
+  await rig?.dispose();
+  rig = undefined;
+});
 
-const version = (JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const version = (
+  JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 type Chardev = { label: string; filename: string; 'frontend-open': boolean; vm: string };
 
 async function start(extra: string[] = [], wait: string[] = []): Promise<Rig> {
   rig = await Rig.start((dir) => ({
     args: [
-      '--socket', `${dir}/vm.sock`, '--max-ports', '4', '--control', `${dir}/ctl.sock`, '--log-level', 'info',
-      '--chardev', `socket,id=p1,path=${dir}/p1.sock,server=on,wait=off`,
-      '--device', 'virtserialport,id=port1,chardev=p1,name=org.example.port1',
-      '--chardev', 'ringbuf,id=rb,size=4096',
-      '--chardev', 'null,id=spare',
+      '--socket',
+      `${dir}/vm.sock`,
+      '--max-ports',
+      '4',
+      '--control',
+      `${dir}/ctl.sock`,
+      '--log-level',
+      'info',
+      '--chardev',
+      `socket,id=p1,path=${dir}/p1.sock,server=on,wait=off`,
+      '--device',
+      'virtserialport,id=port1,chardev=p1,name=org.example.port1',
+      '--chardev',
+      'ringbuf,id=rb,size=4096',
+      '--chardev',
+      'null,id=spare',
       ...extra,
     ],
     wait: [`${dir}/vm.sock`, `${dir}/ctl.sock`, `${dir}/p1.sock`, ...wait.map((f) => `${dir}/${f}`)],
@@ -59,33 +75,51 @@ describe('QMP fidelity', () => {
     expect(await c.reply(2)).toEqual({ return: {}, id: 'add' });
     c.send('{"execute": "device_del", "arguments": {"id": "hot"}, "id": "del"}\n');
     await until(() => c.messages.some((m) => m.event === 'DEVICE_DELETED'), 'DEVICE_DELETED');
-    const order = c.messages.slice(3).map((m) => (m.event !== undefined ? `event ${m.event as string}` : `reply ${m.id as string}`));
+    const order = c.messages
+      .slice(3)
+      .map((m) => (m.event !== undefined ? `event ${m.event as string}` : `reply ${m.id as string}`));
     expect(order).toEqual(['reply del', 'event DEVICE_DELETED']);
-    expect(c.messages.find((m) => m.event === 'DEVICE_DELETED')!.data).toEqual({ device: 'hot', path: '/machine/peripheral/hot', vm: 'vm0' });
+    expect(c.messages.find((m) => m.event === 'DEVICE_DELETED')!.data).toEqual({
+      device: 'hot',
+      path: '/machine/peripheral/hot',
+      vm: 'vm0',
+    });
   });
 
   it("query-version has QEMU's shape and says it is vhost-console's version", async () => {
     const r = await start();
     const q = await r.qmp();
     const [major, minor, micro] = version.split('.').map(Number);
-    expect(await q.execute('query-version')).toEqual({ qemu: { major, minor, micro }, package: `vhost-console ${version}` });
+    expect(await q.execute('query-version')).toEqual({
+      qemu: { major, minor, micro },
+      package: `vhost-console ${version}`,
+    });
     expect(((await q.execute('query-commands')) as { name: string }[]).map((x) => x.name)).toContain('query-version');
   });
 
   it('query-vms takes `vm` like every command', async () => {
     const r = await start();
     const q = await r.qmp();
-    expect(await q.execute('query-vms', { vm: 'vm0' })).toEqual([{ id: 'vm0', socket: r.path('vm.sock'), 'max-ports': 4, multiport: true, 'console-size': { cols: 80, rows: 24 } }]);
-    expect(await qmpError(q.execute('query-vms', { vm: 'vm1' }))).toEqual({ class: 'GenericError', desc: "vm 'vm1' does not exist (VMs: vm0); did you mean 'vm0'?" });
+    expect(await q.execute('query-vms', { vm: 'vm0' })).toEqual([
+      { id: 'vm0', socket: r.path('vm.sock'), 'max-ports': 4, multiport: true, 'console-size': { cols: 80, rows: 24 } },
+    ]);
+    expect(await qmpError(q.execute('query-vms', { vm: 'vm1' }))).toEqual({
+      class: 'GenericError',
+      desc: "vm 'vm1' does not exist (VMs: vm0); did you mean 'vm0'?",
+    });
   });
 
   it("query-chardev shows a socket's connection as QEMU does ('disconnected:' while nobody is connected)", async () => {
     const r = await start();
     expect(await filename(r, 'p1')).toBe(`disconnected:unix:${r.path('p1.sock')},server=on`);
     const h = await r.host('p1.sock');
-    expect(await filenameBecomes(r, 'p1', `unix:${r.path('p1.sock')},server=on`)).toBe(`unix:${r.path('p1.sock')},server=on`);
+    expect(await filenameBecomes(r, 'p1', `unix:${r.path('p1.sock')},server=on`)).toBe(
+      `unix:${r.path('p1.sock')},server=on`,
+    );
     h.close();
-    expect(await filenameBecomes(r, 'p1', `disconnected:unix:${r.path('p1.sock')},server=on`)).toBe(`disconnected:unix:${r.path('p1.sock')},server=on`);
+    expect(await filenameBecomes(r, 'p1', `disconnected:unix:${r.path('p1.sock')},server=on`)).toBe(
+      `disconnected:unix:${r.path('p1.sock')},server=on`,
+    );
   });
 
   it('a TCP server on port=0 reports the port it got: query-chardev and a log line at info', async () => {
@@ -98,7 +132,10 @@ describe('QMP fidelity', () => {
     expect(line.chardev).toBe('t0');
     expect(await filename(r, 't0')).toBe(`disconnected:tcp:127.0.0.1:${port},server=on`);
     const sock = net.connect({ host: '127.0.0.1', port });
-    await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
+    await new Promise<void>((resolve, reject) => {
+      sock.once('connect', resolve);
+      sock.once('error', reject);
+    });
     try {
       const want = `tcp:127.0.0.1:${port},server=on <-> 127.0.0.1:${sock.localPort}`;
       expect(await filenameBecomes(r, 't0', want)).toBe(want);
@@ -109,7 +146,16 @@ describe('QMP fidelity', () => {
 
   it('a client socket that cannot connect says so once at info, and again when it connects', async () => {
     const r2 = await Rig.start((dir) => ({
-      args: ['--socket', `${dir}/vm.sock`, '--control', `${dir}/ctl.sock`, '--log-level', 'info', '--chardev', `socket,id=cl,path=${dir}/later.sock,reconnect-ms=50`],
+      args: [
+        '--socket',
+        `${dir}/vm.sock`,
+        '--control',
+        `${dir}/ctl.sock`,
+        '--log-level',
+        'info',
+        '--chardev',
+        `socket,id=cl,path=${dir}/later.sock,reconnect-ms=50`,
+      ],
       wait: [`${dir}/vm.sock`, `${dir}/ctl.sock`],
     }));
     rig = r2;
@@ -157,7 +203,10 @@ describe('audit trail', () => {
     await until(() => audit().length === 11, 'eleven audit lines');
 
     function audit(): LogLine[] {
-      return r.daemon.logs().slice(since).filter((l) => l.component === 'control' && l.level === 30 && l.command !== undefined);
+      return r.daemon
+        .logs()
+        .slice(since)
+        .filter((l) => l.component === 'control' && l.level === 30 && l.command !== undefined);
     }
     const lines = audit();
     const who = { client: expect.any(Number), 'peer-pid': process.pid, 'peer-uid': process.getuid!() };
@@ -172,13 +221,19 @@ describe('audit trail', () => {
       ['ringbuf-write', { device: 'rb', 'data-length': 15 }, undefined],
       ['chardev-remove', { id: 'p1' }, "chardev 'p1' is busy: used by hub 'hub-port1'"],
       ['ringbuf-write', { device: 'nope', 'data-length': 14 }, "chardev 'nope' does not exist"],
-      ['console-resize', { cols: 'wide', rows: 30 }, 'Invalid parameter type for \'cols\', expected: integer (got "wide")'],
+      [
+        'console-resize',
+        { cols: 'wide', rows: 30 },
+        'Invalid parameter type for \'cols\', expected: integer (got "wide")',
+      ],
     ]);
     for (const l of lines) expect(l).toMatchObject(who);
     const client = lines[0]!.client as number;
     expect(lines.every((l) => l.client === client)).toBe(true);
     expect(lines[0]!.msg).toBe(`chardev-add by client ${client} (pid ${process.pid}, uid ${process.getuid!()})`);
-    expect(lines[8]!.msg).toBe(`chardev-remove by client ${client} (pid ${process.pid}, uid ${process.getuid!()}), refused: chardev 'p1' is busy: used by hub 'hub-port1'`);
+    expect(lines[8]!.msg).toBe(
+      `chardev-remove by client ${client} (pid ${process.pid}, uid ${process.getuid!()}), refused: chardev 'p1' is busy: used by hub 'hub-port1'`,
+    );
     // The written data is not in the log.
     expect(r.daemon.stderrLines.some((l) => l.includes('secret password') || l.includes('another secret'))).toBe(false);
 

@@ -10,20 +10,35 @@ import { Rig, present, settled, spawnCli, until } from './util.js';
 
 const NUM_QUEUES = 2 * (2 + 1);
 let rig: Rig | undefined;
-afterEach(async () => { await rig?.dispose(); rig = undefined; });
+afterEach(async () => {
+  await rig?.dispose();
+  rig = undefined;
+});
 
 /** Console on hub0 = {pty (linked), con (socket, with a logfile), out (file)}, the hub logging too; a qga-like port. */
 async function start(): Promise<Rig> {
   rig = await Rig.start((dir) => ({
     args: [
-      '--socket', `${dir}/vm.sock`, '--max-ports', '2', '--control', `${dir}/ctl.sock`,
-      '--chardev', `pty,id=pty0,path=${dir}/con.pty`,
-      '--chardev', `socket,id=con,path=${dir}/con.sock,server=on,wait=off,logfile=${dir}/con.log`,
-      '--chardev', `file,id=out,path=${dir}/out.log`,
-      '--chardev', `hub,id=hub0,chardevs.0=pty0,chardevs.1=con,chardevs.2=out,logfile=${dir}/hub.log`,
-      '--device', 'virtconsole,id=console,chardev=hub0',
-      '--chardev', `socket,id=qga,path=${dir}/qga.sock,server=on,wait=off`,
-      '--device', 'virtserialport,chardev=qga,name=org.qemu.guest_agent.0',
+      '--socket',
+      `${dir}/vm.sock`,
+      '--max-ports',
+      '2',
+      '--control',
+      `${dir}/ctl.sock`,
+      '--chardev',
+      `pty,id=pty0,path=${dir}/con.pty`,
+      '--chardev',
+      `socket,id=con,path=${dir}/con.sock,server=on,wait=off,logfile=${dir}/con.log`,
+      '--chardev',
+      `file,id=out,path=${dir}/out.log`,
+      '--chardev',
+      `hub,id=hub0,chardevs.0=pty0,chardevs.1=con,chardevs.2=out,logfile=${dir}/hub.log`,
+      '--device',
+      'virtconsole,id=console,chardev=hub0',
+      '--chardev',
+      `socket,id=qga,path=${dir}/qga.sock,server=on,wait=off`,
+      '--device',
+      'virtserialport,chardev=qga,name=org.qemu.guest_agent.0',
     ],
     wait: [`${dir}/vm.sock`, `${dir}/ctl.sock`, `${dir}/con.sock`, `${dir}/qga.sock`, `${dir}/con.pty`],
   }));
@@ -56,12 +71,21 @@ describe('terminal', () => {
     it(`${sig} restores the terminal a stdio chardev made raw`, async () => {
       const { path: dir, remove } = tmpDir('vhc-daemon-');
       const term = libc.openpty();
-      const child = spawn(process.execPath, [CLI, '--socket', `${dir}/vm.sock`, '--chardev', 'stdio,id=io', '--device', 'virtconsole,chardev=io'], {
-        cwd: dir, stdio: [term.slave, term.slave, 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        [CLI, '--socket', `${dir}/vm.sock`, '--chardev', 'stdio,id=io', '--device', 'virtconsole,chardev=io'],
+        {
+          cwd: dir,
+          stdio: [term.slave, term.slave, 'pipe'],
+        },
+      );
       let stderr = '';
-      child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-      const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d;
+      });
+      const exited = new Promise<{ code: number | null; signal: string | null }>((r) =>
+        child.once('exit', (code, signal) => r({ code, signal })),
+      );
       try {
         expect(libc.isCanonical(libc.tcgetattr(term.master))).toBe(true);
         await until(() => fs.existsSync(`${dir}/vm.sock`) || child.exitCode !== null, 'the daemon to listen');
@@ -84,15 +108,28 @@ describe('terminal', () => {
 describe('shutdown while starting', () => {
   it('SIGTERM while a wait=on chardev holds start-up: exit 0, what was opened is removed', async () => {
     const { path: dir, remove } = tmpDir('vhc-daemon-');
-    const p = spawnCli([
-      '--socket', `${dir}/vm.sock`, '--control', `${dir}/ctl.sock`,
-      '--chardev', `pty,id=pty0,path=${dir}/con.pty`,
-      '--chardev', `socket,id=con,path=${dir}/con.sock,server=on,wait=on`,
-      '--chardev', 'hub,id=hub0,chardevs.0=pty0,chardevs.1=con',
-      '--device', 'virtconsole,chardev=hub0',
-    ], dir);
+    const p = spawnCli(
+      [
+        '--socket',
+        `${dir}/vm.sock`,
+        '--control',
+        `${dir}/ctl.sock`,
+        '--chardev',
+        `pty,id=pty0,path=${dir}/con.pty`,
+        '--chardev',
+        `socket,id=con,path=${dir}/con.sock,server=on,wait=on`,
+        '--chardev',
+        'hub,id=hub0,chardevs.0=pty0,chardevs.1=con',
+        '--device',
+        'virtconsole,chardev=hub0',
+      ],
+      dir,
+    );
     try {
-      await until(() => present([`${dir}/con.sock`, `${dir}/con.pty`]).length === 2 || p.child.exitCode !== null, 'the daemon to wait for its first client');
+      await until(
+        () => present([`${dir}/con.sock`, `${dir}/con.pty`]).length === 2 || p.child.exitCode !== null,
+        'the daemon to wait for its first client',
+      );
       expect(p.child.exitCode, p.stderr).toBe(null);
       expect(present([`${dir}/vm.sock`, `${dir}/ctl.sock`])).toEqual([]); // still waiting: nothing after the chardev
       p.child.kill('SIGTERM');
@@ -130,7 +167,10 @@ describe('SIGHUP', () => {
     const second = Buffer.from(`after rotation ${randomBytes(3000).toString('hex')}\n`);
     await c.write(second);
     expect((await h.read(second.length)).equals(second)).toBe(true);
-    await until(() => logs.every((f) => size(f) === second.length), 'the second part in new files at the original paths');
+    await until(
+      () => logs.every((f) => size(f) === second.length),
+      'the second part in new files at the original paths',
+    );
     for (const f of logs) {
       expect(fs.readFileSync(`${f}.1`).equals(first), `${f}.1`).toBe(true);
       expect(fs.readFileSync(f).equals(second), f).toBe(true);

@@ -12,25 +12,45 @@ const NUM_QUEUES = 2 * (MAX_PORTS + 1);
 const PING = '{"execute":"guest-ping"}\n';
 
 let rig: Rig | undefined;
-afterEach(async () => { await rig?.dispose(); rig = undefined; });
+afterEach(async () => {
+  await rig?.dispose();
+  rig = undefined;
+});
 
 async function start(): Promise<Rig> {
   rig = await Rig.start((dir) => ({
     args: [
-      '--socket', `${dir}/vm.sock`, '--max-ports', String(MAX_PORTS), '--control', `${dir}/ctl.sock`,
-      '--chardev', `socket,id=con,path=${dir}/con.sock,server=on,wait=off`,
-      '--device', 'virtconsole,id=console,chardev=con',
-      '--chardev', `socket,id=qga,path=${dir}/qga.sock,server=on,wait=off`,
-      '--device', 'virtserialport,id=qga0,chardev=qga,name=org.qemu.guest_agent.0',
-      '--chardev', `pty,id=tty,path=${dir}/tty.pty`,
-      '--device', 'virtserialport,id=tty0,chardev=tty,name=org.example.tty',
+      '--socket',
+      `${dir}/vm.sock`,
+      '--max-ports',
+      String(MAX_PORTS),
+      '--control',
+      `${dir}/ctl.sock`,
+      '--chardev',
+      `socket,id=con,path=${dir}/con.sock,server=on,wait=off`,
+      '--device',
+      'virtconsole,id=console,chardev=con',
+      '--chardev',
+      `socket,id=qga,path=${dir}/qga.sock,server=on,wait=off`,
+      '--device',
+      'virtserialport,id=qga0,chardev=qga,name=org.qemu.guest_agent.0',
+      '--chardev',
+      `pty,id=tty,path=${dir}/tty.pty`,
+      '--device',
+      'virtserialport,id=tty0,chardev=tty,name=org.example.tty',
     ],
     wait: [`${dir}/vm.sock`, `${dir}/ctl.sock`, `${dir}/qga.sock`, `${dir}/tty.pty`],
   }));
   return rig;
 }
 
-type PortInfo = { id: string; 'guest-open': boolean; 'input-held': number; 'input-waiting': number; members: { chardev: string; open: boolean }[] };
+type PortInfo = {
+  id: string;
+  'guest-open': boolean;
+  'input-held': number;
+  'input-waiting': number;
+  members: { chardev: string; open: boolean }[];
+};
 
 async function portInfo(q: QmpClient, id: string): Promise<PortInfo> {
   const ports = (await q.execute('query-ports')) as PortInfo[];
@@ -56,9 +76,19 @@ describe('input for a generic port the guest has not opened', () => {
     const c = await r.host('qga.sock');
     await c.write(Buffer.from(PING));
     // It waits unread in the socket: query-ports shows it.
-    await waitPort(q, 'qga0', (p) => p['input-waiting'] === PING.length && p['input-held'] === 0, `${PING.length} bytes waiting`);
+    await waitPort(
+      q,
+      'qga0',
+      (p) => p['input-waiting'] === PING.length && p['input-held'] === 0,
+      `${PING.length} bytes waiting`,
+    );
     c.close();
-    await waitPort(q, 'qga0', (p) => !p.members[0]!.open && p['input-waiting'] === 0 && p['input-held'] === 0, 'the client gone and its input with it');
+    await waitPort(
+      q,
+      'qga0',
+      (p) => !p.members[0]!.open && p['input-waiting'] === 0 && p['input-held'] === 0,
+      'the client gone and its input with it',
+    );
 
     await new Promise((res) => setTimeout(res, 1000));
     const d = await r.driver({ numQueues: NUM_QUEUES });
@@ -76,7 +106,7 @@ describe('input for a generic port the guest has not opened', () => {
     expect((await p.read(PING.length)).toString()).toBe(PING);
   });
 
-  it('with the guest up but the port closed: nothing is read; a departed client\'s input is dropped, a present client\'s is delivered on open', async () => {
+  it("with the guest up but the port closed: nothing is read; a departed client's input is dropped, a present client's is delivered on open", async () => {
     const r = await start();
     const q = await r.qmp();
     const d = await r.driver({ numQueues: NUM_QUEUES });
@@ -85,13 +115,28 @@ describe('input for a generic port the guest has not opened', () => {
 
     const gone = await r.host('qga.sock');
     await gone.write(Buffer.from('stale\n'));
-    await waitPort(q, 'qga0', (i) => i['input-waiting'] === 6 && i['input-held'] === 0, 'the bytes waiting in the socket, unread');
+    await waitPort(
+      q,
+      'qga0',
+      (i) => i['input-waiting'] === 6 && i['input-held'] === 0,
+      'the bytes waiting in the socket, unread',
+    );
     gone.close();
-    await waitPort(q, 'qga0', (i) => !i.members[0]!.open && i['input-waiting'] === 0, 'the departed client\'s input gone');
+    await waitPort(
+      q,
+      'qga0',
+      (i) => !i.members[0]!.open && i['input-waiting'] === 0,
+      "the departed client's input gone",
+    );
 
     const stays = await r.host('qga.sock');
     await stays.write(Buffer.from('fresh\n'));
-    await waitPort(q, 'qga0', (i) => i.members[0]!.open && i['input-waiting'] === 6, 'the present client\'s bytes waiting');
+    await waitPort(
+      q,
+      'qga0',
+      (i) => i.members[0]!.open && i['input-waiting'] === 6,
+      "the present client's bytes waiting",
+    );
     await p.open();
     expect((await p.read(6)).toString()).toBe('fresh\n');
     await new Promise((res) => setTimeout(res, 300));
@@ -117,9 +162,19 @@ describe('input for a generic port the guest has not opened', () => {
     const p = d.port(2);
     const term = new PtyPeer(r.path('tty.pty'));
     term.write('stale\n');
-    await waitPort(q, 'tty0', (i) => i.members[0]!.open && i['input-waiting'] === 6, 'the typed bytes waiting in the pty');
+    await waitPort(
+      q,
+      'tty0',
+      (i) => i.members[0]!.open && i['input-waiting'] === 6,
+      'the typed bytes waiting in the pty',
+    );
     term.close();
-    await waitPort(q, 'tty0', (i) => !i.members[0]!.open && i['input-waiting'] === 0, 'the terminal gone and its input flushed');
+    await waitPort(
+      q,
+      'tty0',
+      (i) => !i.members[0]!.open && i['input-waiting'] === 0,
+      'the terminal gone and its input flushed',
+    );
     await p.open();
     await new Promise((res) => setTimeout(res, 500));
     expect(p.receivedBytes).toBe(0);

@@ -21,16 +21,29 @@ export function spawnCli(args: string[], cwd: string) {
   const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once('exit', (code, signal) => r({ code, signal })),
+  );
   return {
     child,
     exited,
-    get stdout() { return stdout; },
-    get stderr() { return stderr; },
+    get stdout() {
+      return stdout;
+    },
+    get stderr() {
+      return stderr;
+    },
     async kill(): Promise<void> {
-      if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await exited; }
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
     },
   };
 }
@@ -47,7 +60,9 @@ export class PtyPeer {
     const buf = Buffer.alloc(1 << 16);
     for (;;) {
       let n: number;
-      try { n = fs.readSync(this.fd, buf, 0, buf.length, null); } catch (e) {
+      try {
+        n = fs.readSync(this.fd, buf, 0, buf.length, null);
+      } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EAGAIN') break;
         throw e;
       }
@@ -62,8 +77,12 @@ export class PtyPeer {
     this.chunks = [all.subarray(n)];
     return all.subarray(0, n);
   }
-  write(data: string | Uint8Array): void { fs.writeSync(this.fd, typeof data === 'string' ? Buffer.from(data) : data); }
-  close(): void { fs.closeSync(this.fd); }
+  write(data: string | Uint8Array): void {
+    fs.writeSync(this.fd, typeof data === 'string' ? Buffer.from(data) : data);
+  }
+  close(): void {
+    fs.closeSync(this.fd);
+  }
 }
 
 /** A control-socket client that sends raw text and collects every message (greeting included). */
@@ -74,22 +93,36 @@ export class RawQmp {
   }
   static async connect(path: string): Promise<RawQmp> {
     const sock = net.connect(path);
-    await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
+    await new Promise<void>((resolve, reject) => {
+      sock.once('connect', resolve);
+      sock.once('error', reject);
+    });
     return new RawQmp(sock);
   }
-  send(text: string): void { this.sock.write(text); }
+  send(text: string): void {
+    this.sock.write(text);
+  }
   /** Waits for the n-th non-event message (0 = the greeting) and returns it. */
   async reply(n: number): Promise<Record<string, unknown>> {
     const replies = () => this.messages.filter((m) => !('event' in m));
     await until(() => replies().length > n, `control reply #${n}`);
     return replies()[n]!;
   }
-  close(): void { this.sock.destroy(); }
+  close(): void {
+    this.sock.destroy();
+  }
 }
 
 /** Those of `paths` that exist (sockets and dangling links count). */
 export function present(paths: string[]): string[] {
-  return paths.filter((p) => { try { fs.lstatSync(p); return true; } catch { return false; } });
+  return paths.filter((p) => {
+    try {
+      fs.lstatSync(p);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /**
@@ -100,7 +133,11 @@ export class Rig {
   private readonly drivers: ConsoleDriver[] = [];
   private readonly closers: (() => void)[] = [];
 
-  private constructor(readonly dir: string, private readonly removeDir: () => void, readonly daemon: Daemon) {}
+  private constructor(
+    readonly dir: string,
+    private readonly removeDir: () => void,
+    readonly daemon: Daemon,
+  ) {}
 
   /** `build(dir)` gives the argv and the files (sockets) to wait for. */
   static async start(build: (dir: string) => { args: string[]; wait: string[] }): Promise<Rig> {
@@ -114,7 +151,9 @@ export class Rig {
     }
   }
 
-  path(name: string): string { return join(this.dir, name); }
+  path(name: string): string {
+    return join(this.dir, name);
+  }
 
   async driver(o: Partial<ConsoleDriverOptions> & { socket?: string; numQueues: number }): Promise<ConsoleDriver> {
     const d = await ConsoleDriver.start({ socketPath: o.socket ?? this.path('vm.sock'), ...o });
@@ -142,7 +181,13 @@ export class Rig {
 
   pty(path: string): PtyPeer {
     const p = new PtyPeer(path);
-    this.closers.push(() => { try { p.close(); } catch { /* closed already */ } });
+    this.closers.push(() => {
+      try {
+        p.close();
+      } catch {
+        /* closed already */
+      }
+    });
     return p;
   }
 

@@ -7,7 +7,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Rig, settled } from './util.js';
 
 let rig: Rig | undefined;
-afterEach(async () => { await rig?.dispose(); rig = undefined; });
+afterEach(async () => {
+  await rig?.dispose();
+  rig = undefined;
+});
 
 const MAX_PORTS = 2;
 const NUM_QUEUES = 2 * (MAX_PORTS + 1);
@@ -23,7 +26,10 @@ async function start(): Promise<Rig> {
     });
     const file = `${dir}/vms.json`;
     fs.writeFileSync(file, JSON.stringify({ control: `${dir}/ctl.sock`, vm: [vm('a'), vm('b')] }));
-    return { args: ['--config', file], wait: [`${dir}/a.sock`, `${dir}/b.sock`, `${dir}/ctl.sock`, `${dir}/a-p1.sock`, `${dir}/b-p1.sock`] };
+    return {
+      args: ['--config', file],
+      wait: [`${dir}/a.sock`, `${dir}/b.sock`, `${dir}/ctl.sock`, `${dir}/a-p1.sock`, `${dir}/b-p1.sock`],
+    };
   });
   return rig;
 }
@@ -54,7 +60,11 @@ describe('several VMs in one daemon', () => {
     const transfer = Promise.all([b.p.write(out), b.h.write(inb), b.h.read(out.length), b.p.read(inb.length)]);
     const mark = q.events.length;
     a.d.fe.sendRaw(randomBytes(4096));
-    await q.waitEvent((e) => e.event === 'FRONTEND_DISCONNECTED' && e.data.vm === 'a', 'FRONTEND_DISCONNECTED for a', mark);
+    await q.waitEvent(
+      (e) => e.event === 'FRONTEND_DISCONNECTED' && e.data.vm === 'a',
+      'FRONTEND_DISCONNECTED for a',
+      mark,
+    );
     await a.d.fe.closed;
     const raw = net.connect(r.path('a.sock'));
     raw.on('error', () => {});
@@ -70,8 +80,17 @@ describe('several VMs in one daemon', () => {
     expect(r.daemon.alive).toBe(true);
 
     // b's ports were untouched; a serves a fresh front-end.
-    const ports = (await q.execute('query-ports', { vm: 'b' })) as { id: string; 'guest-open': boolean; 'bytes-out': number; 'bytes-in': number }[];
-    expect(ports.find((p) => p.id === 'org.example.p1')).toMatchObject({ 'guest-open': true, 'bytes-out': out.length, 'bytes-in': inb.length });
+    const ports = (await q.execute('query-ports', { vm: 'b' })) as {
+      id: string;
+      'guest-open': boolean;
+      'bytes-out': number;
+      'bytes-in': number;
+    }[];
+    expect(ports.find((p) => p.id === 'org.example.p1')).toMatchObject({
+      'guest-open': true,
+      'bytes-out': out.length,
+      'bytes-in': inb.length,
+    });
     a.h.close();
     const again = await openPort(r, 'a');
     await again.p.write(Buffer.from('a is back'));
@@ -89,15 +108,29 @@ describe('several VMs in one daemon', () => {
     const server = net.createServer((s) => s.destroy());
     await new Promise<void>((resolve) => server.listen(r.path('ext.sock'), resolve));
     try {
-      await q.execute('chardev-add', { vm: 'a', id: 'ext', backend: { type: 'socket', data: { addr: { type: 'unix', data: { path: r.path('ext.sock') } }, server: false } } });
+      await q.execute('chardev-add', {
+        vm: 'a',
+        id: 'ext',
+        backend: {
+          type: 'socket',
+          data: { addr: { type: 'unix', data: { path: r.path('ext.sock') } }, server: false },
+        },
+      });
       await q.execute('hub-attach', { vm: 'a', port: 'org.example.p1', chardev: 'ext' });
       const outA = randomBytes(2 * 1024 * 1024);
       const out = randomBytes(2 * 1024 * 1024);
-      const [, gotA, , gotB] = await Promise.all([a.p.write(outA), a.h.read(outA.length), b.p.write(out), b.h.read(out.length)]);
+      const [, gotA, , gotB] = await Promise.all([
+        a.p.write(outA),
+        a.h.read(outA.length),
+        b.p.write(out),
+        b.h.read(out.length),
+      ]);
       // The failing member neither stalls nor corrupts a's other member, nor touches b.
       expect(gotA.equals(outA)).toBe(true);
       expect(gotB.equals(out)).toBe(true);
-      const members = ((await q.execute('query-ports', { vm: 'a' })) as { id: string; members: { chardev: string; open: boolean }[] }[])[1]!.members;
+      const members = (
+        (await q.execute('query-ports', { vm: 'a' })) as { id: string; members: { chardev: string; open: boolean }[] }[]
+      )[1]!.members;
       expect(members.find((m) => m.chardev === 'ext')!.open).toBe(false);
     } finally {
       server.close();
@@ -130,8 +163,16 @@ describe('several VMs in one daemon', () => {
     // A chardev added to b is found in b without naming it; a's socket path stays a's.
     await q.execute('chardev-add', { vm: 'b', id: 'extra', backend: { type: 'null', data: {} } });
     expect(await q.execute('chardev-remove', { id: 'extra' })).toEqual({});
-    const taken = await q.execute('chardev-add', { vm: 'b', id: 'steal', backend: { type: 'socket', data: { addr: { type: 'unix', data: { path: r.path('a-p1.sock') } } } } }).catch((e: Error) => e.message);
+    const taken = await q
+      .execute('chardev-add', {
+        vm: 'b',
+        id: 'steal',
+        backend: { type: 'socket', data: { addr: { type: 'unix', data: { path: r.path('a-p1.sock') } } } },
+      })
+      .catch((e: Error) => e.message);
     expect(taken).toMatch(/already used by vm 'a': chardev 'p1'/);
-    expect((await q.execute('query-chardev', { vm: 'a' }) as { label: string }[]).map((c) => c.label).sort()).toEqual(['con', 'p1']);
+    expect(((await q.execute('query-chardev', { vm: 'a' })) as { label: string }[]).map((c) => c.label).sort()).toEqual(
+      ['con', 'p1'],
+    );
   });
 });

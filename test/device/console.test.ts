@@ -25,7 +25,15 @@ afterEach(async () => {
 });
 
 function device(extra: Partial<DeviceOptions> = {}): ConsoleDevice {
-  const d = createConsoleDevice({ socketPath: join(dir, 'vu.sock'), maxPorts: 3, cols: 100, rows: 40, resizeOrder: 'rows-cols', name: 't', ...extra });
+  const d = createConsoleDevice({
+    socketPath: join(dir, 'vu.sock'),
+    maxPorts: 3,
+    cols: 100,
+    rows: 40,
+    resizeOrder: 'rows-cols',
+    name: 't',
+    ...extra,
+  });
   cleanups.push(() => d.close());
   return d;
 }
@@ -34,7 +42,12 @@ const closed = new WeakSet<ConsoleDriver>();
 
 async function driver(d: ConsoleDevice, extra: Partial<ConsoleDriverOptions> = {}): Promise<ConsoleDriver> {
   const multiport = d.options.multiport ?? true;
-  const drv = await ConsoleDriver.start({ socketPath: d.options.socketPath, numQueues: multiport ? 2 * (d.options.maxPorts + 1) : 2, timeoutMs: 5000, ...extra });
+  const drv = await ConsoleDriver.start({
+    socketPath: d.options.socketPath,
+    numQueues: multiport ? 2 * (d.options.maxPorts + 1) : 2,
+    timeoutMs: 5000,
+    ...extra,
+  });
   cleanups.push(() => closeDriver(drv));
   return drv;
 }
@@ -122,7 +135,10 @@ describe('console device with a multiport driver', () => {
     const [p0] = await drv.waitPorts(1, (p) => p.resizes.length > 0);
     d.setConsoleSize(132, 43);
     await drv.waitFor(() => p0!.resizes.length === 2, 'second RESIZE');
-    expect(p0!.resizes).toEqual([[100, 40], [132, 43]]);
+    expect(p0!.resizes).toEqual([
+      [100, 40],
+      [132, 43],
+    ]);
   });
 
   it('reports guest open/close and moves 1 MiB both ways byte-exact', async () => {

@@ -25,7 +25,15 @@ afterEach(() => {
 });
 
 function device(extra: Partial<DeviceOptions> = {}): ConsoleDevice {
-  const d = createConsoleDevice({ socketPath: join(dir, 'vu.sock'), maxPorts: 3, cols: 100, rows: 40, resizeOrder: 'rows-cols', name: 't', ...extra });
+  const d = createConsoleDevice({
+    socketPath: join(dir, 'vu.sock'),
+    maxPorts: 3,
+    cols: 100,
+    rows: 40,
+    resizeOrder: 'rows-cols',
+    name: 't',
+    ...extra,
+  });
   devices.push(d);
   return d;
 }
@@ -63,7 +71,11 @@ class Raw {
       if (this.buf.length >= 12) {
         const size = this.buf.readUInt32LE(8);
         if (this.buf.length >= 12 + size) {
-          const r = { request: this.buf.readUInt32LE(0), flags: this.buf.readUInt32LE(4), payload: this.buf.subarray(12, 12 + size) };
+          const r = {
+            request: this.buf.readUInt32LE(0),
+            flags: this.buf.readUInt32LE(4),
+            payload: this.buf.subarray(12, 12 + size),
+          };
           this.buf = this.buf.subarray(12 + size);
           return r;
         }
@@ -109,7 +121,14 @@ describe('device options and ports', () => {
     d.removePort(2);
     expect(d.port(2)).toBeUndefined();
     expect(p.write(Buffer.from('late'))).toBe(0);
-    const single = createConsoleDevice({ socketPath: join(dir, 's.sock'), maxPorts: 1, multiport: false, cols: 80, rows: 24, resizeOrder: 'rows-cols' });
+    const single = createConsoleDevice({
+      socketPath: join(dir, 's.sock'),
+      maxPorts: 1,
+      multiport: false,
+      cols: 80,
+      rows: 24,
+      resizeOrder: 'rows-cols',
+    });
     devices.push(single);
     expect(() => single.addPort({ nr: 0, console: false })).toThrow(/only port is the console/);
   });
@@ -142,7 +161,10 @@ describe('socket file', () => {
     const path = join(dir, 'vu.sock');
     const live = net.createServer();
     let probes = 0;
-    live.on('connection', (s) => { probes++; s.destroy(); });
+    live.on('connection', (s) => {
+      probes++;
+      s.destroy();
+    });
     live.listen(path);
     await once(live, 'listening');
     const d = device();
@@ -153,7 +175,10 @@ describe('socket file', () => {
     live.close();
     await once(live, 'close');
     // A stale socket: its listener was killed, so the file stays and nobody accepts on it.
-    const killed = spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+    const killed = spawnSync(process.execPath, [
+      '-e',
+      `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`,
+    ]);
     expect(killed.signal).toBe('SIGKILL');
     const ino = statSync(path).ino;
     expect(() => d.listen()).toThrow(/bind: Address already in use/);
@@ -224,13 +249,39 @@ describe('vhost-user front door', () => {
   const malformed: [string, (raw: Raw) => void, RegExp][] = [
     ['unknown request', (r) => r.send(99, 1), /unknown request id 99/],
     ['bad version', (r) => r.send(1, 2), /GET_FEATURES: bad header flags 0x2/],
-    ['size larger than the request carries', (r) => r.send(1, 1, Buffer.alloc(8), 100), /GET_FEATURES: payload size 100 outside 0..8/],
-    ['size over the maximum', (r) => r.send(5, 1, Buffer.alloc(0), 1 << 20), /SET_MEM_TABLE: payload size 1048576 exceeds the maximum/],
-    ['SET_MEM_TABLE without fds', (r) => r.send(5, 1, Buffer.concat([Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]), Buffer.alloc(32)])), /SET_MEM_TABLE: 1 regions but 0 file descriptors/],
-    ['SET_VRING_KICK without its fd', (r) => r.send(12, 1, Buffer.alloc(8)), /SET_VRING_KICK: queue 0: needs 1 file descriptor, got 0/],
-    ['queue index out of range', (r) => r.send(8, 1, Buffer.from([9, 0, 0, 0, 64, 0, 0, 0])), /queue index 9 out of range/],
+    [
+      'size larger than the request carries',
+      (r) => r.send(1, 1, Buffer.alloc(8), 100),
+      /GET_FEATURES: payload size 100 outside 0..8/,
+    ],
+    [
+      'size over the maximum',
+      (r) => r.send(5, 1, Buffer.alloc(0), 1 << 20),
+      /SET_MEM_TABLE: payload size 1048576 exceeds the maximum/,
+    ],
+    [
+      'SET_MEM_TABLE without fds',
+      (r) => r.send(5, 1, Buffer.concat([Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]), Buffer.alloc(32)])),
+      /SET_MEM_TABLE: 1 regions but 0 file descriptors/,
+    ],
+    [
+      'SET_VRING_KICK without its fd',
+      (r) => r.send(12, 1, Buffer.alloc(8)),
+      /SET_VRING_KICK: queue 0: needs 1 file descriptor, got 0/,
+    ],
+    [
+      'queue index out of range',
+      (r) => r.send(8, 1, Buffer.from([9, 0, 0, 0, 64, 0, 0, 0])),
+      /queue index 9 out of range/,
+    ],
     ['bad queue size', (r) => r.send(8, 1, Buffer.from([0, 0, 0, 0, 3, 0, 0, 0])), /size 3 is not a power of two/],
-    ['short header then close', (r) => { r.sock.end(Buffer.from([1, 0, 0, 0, 1])); }, /short header \(5 of 12 bytes\)/],
+    [
+      'short header then close',
+      (r) => {
+        r.sock.end(Buffer.from([1, 0, 0, 0, 1]));
+      },
+      /short header \(5 of 12 bytes\)/,
+    ],
   ];
   for (const [what, send, message] of malformed) {
     it(`ends the connection on ${what}, and serves the next`, async () => {

@@ -16,7 +16,11 @@ const exe = join(dir, 'hostile');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function run(scenario: string): string {
-  const r = spawnSync(exe, [scenario, '30'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1' } });
+  const r = spawnSync(exe, [scenario, '30'], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1' },
+  });
   const out = `${r.stdout}${r.stderr}`;
   expect(out, scenario).toMatch(new RegExp(`^ok ${scenario}\\b`, 'm'));
   expect(r.status, out).toBe(0);
@@ -25,9 +29,26 @@ function run(scenario: string): string {
 
 describe.runIf(haveCompiler)('hostile guests and front-ends (native core, one loop, two VMs)', () => {
   beforeAll(() => {
-    const core = readdirSync(join(ROOT, 'native/core')).filter((f) => f.endsWith('.cc')).map((f) => join(ROOT, 'native/core', f));
-    execFileSync('g++', ['-std=c++17', '-O1', '-g', '-pthread', '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined',
-      `-I${join(ROOT, 'native')}`, join(ROOT, 'native/test/hostile.cc'), ...core, '-o', exe], { stdio: 'pipe' });
+    const core = readdirSync(join(ROOT, 'native/core'))
+      .filter((f) => f.endsWith('.cc'))
+      .map((f) => join(ROOT, 'native/core', f));
+    execFileSync(
+      'g++',
+      [
+        '-std=c++17',
+        '-O1',
+        '-g',
+        '-pthread',
+        '-fsanitize=address,undefined',
+        '-fno-sanitize-recover=undefined',
+        `-I${join(ROOT, 'native')}`,
+        join(ROOT, 'native/test/hostile.cc'),
+        ...core,
+        '-o',
+        exe,
+      ],
+      { stdio: 'pipe' },
+    );
   }, 300_000);
 
   it('receive chains without device-writable bytes fault their queue instead of pinning a host write', () => {

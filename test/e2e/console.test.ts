@@ -7,7 +7,7 @@ import { digest, requireCommand, until, useE2E, type E2E, type Guest } from './h
 
 const e2e = useE2E();
 
-test('interactive console: a shell on hvc0 answers a command sent through the hub\'s socket member', async () => {
+test("interactive console: a shell on hvc0 answers a command sent through the hub's socket member", async () => {
   const e = e2e();
   const d = await e.startDaemon({});
   const con = await e.peer(d, 'con');
@@ -22,7 +22,7 @@ test('a console member that stops reading stalls neither the guest nor the other
   const e = e2e();
   const d = await e.startDaemon({});
   const con = await e.peer(d, 'con');
-  con.sock.pause();                                     // reads nothing from now on
+  con.sock.pause(); // reads nothing from now on
   const g = await e.boot({ daemon: d });
   // More than the socket buffers and the member's 1 MiB buffer hold. Linux busy-waits on every
   // console buffer: if the daemon waited for this member, the guest would freeze here.
@@ -30,7 +30,9 @@ test('a console member that stops reading stalls neither the guest nor the other
   expect(sent.len).toBe(3 * 1024 * 1024);
   await g.ok('e2e_hvc_write E2E-STILL-ALIVE');
   // The other member, the log file, was never held back: it has everything, then the marker.
-  await until('the marker in console.log', 10_000, () => readFileSync(join(d.dir, 'console.log'), 'latin1').includes('E2E-STILL-ALIVE'));
+  await until('the marker in console.log', 10_000, () =>
+    readFileSync(join(d.dir, 'console.log'), 'latin1').includes('E2E-STILL-ALIVE'),
+  );
   expect(statSync(join(d.dir, 'console.log')).size).toBeGreaterThanOrEqual(sent.len);
   expect(await g.dmesgBad()).toEqual([]);
 });
@@ -62,9 +64,11 @@ async function sizeRun(e: E2E, order?: 'rows-cols' | 'cols-rows'): Promise<{ ini
   const seenResized = await sttySize(g, [expectLine(resized), swapped(resized)]);
   const seen = { initial: seenInitial, resized: seenResized };
   e.log.write('test', `resize order ${order ?? 'default'}: ${JSON.stringify(seen)}`);
-  console.warn(`E2E size, resize-order ${order ?? '(default)'}, kernel ${e.rig.kernelVersion}: ` +
-    `daemon ${initial.cols}x${initial.rows} -> guest '${seen.initial}'; ` +
-    `resize ${resized.cols}x${resized.rows} -> guest '${seen.resized}'`);
+  console.warn(
+    `E2E size, resize-order ${order ?? '(default)'}, kernel ${e.rig.kernelVersion}: ` +
+      `daemon ${initial.cols}x${initial.rows} -> guest '${seen.initial}'; ` +
+      `resize ${resized.cols}x${resized.rows} -> guest '${seen.resized}'`,
+  );
   return seen;
 }
 
@@ -78,7 +82,7 @@ for (const order of ['rows-cols', 'cols-rows'] as const) {
   });
 }
 
-test('size: with the default order, stty size on hvc0 is the daemon\'s console size, before and after a resize', async () => {
+test("size: with the default order, stty size on hvc0 is the daemon's console size, before and after a resize", async () => {
   const seen = await sizeRun(e2e());
   expect(seen).toEqual({ initial: expectLine(initial), resized: expectLine(resized) });
 });

@@ -18,9 +18,15 @@ test('guest open/close of a named port is reported as VSERPORT_CHANGE', async ()
   // QEMU's shape (checked in rig.test.ts): the port's device id and the state; the daemon may
   // add fields (it adds the VM's id).
   const isP1 = (x: Record<string, unknown>): boolean => x.id === 'dev-p1';
-  expect((await c.waitEvent('VSERPORT_CHANGE', (x) => isP1(x) && x.open === true)).data).toMatchObject({ id: 'dev-p1', open: true });
+  expect((await c.waitEvent('VSERPORT_CHANGE', (x) => isP1(x) && x.open === true)).data).toMatchObject({
+    id: 'dev-p1',
+    open: true,
+  });
   await g.ok('e2e_close org.e2e.port1');
-  expect((await c.waitEvent('VSERPORT_CHANGE', (x) => isP1(x) && x.open === false)).data).toMatchObject({ id: 'dev-p1', open: false });
+  expect((await c.waitEvent('VSERPORT_CHANGE', (x) => isP1(x) && x.open === false)).data).toMatchObject({
+    id: 'dev-p1',
+    open: false,
+  });
 });
 
 test('hot-plug: device_add makes a named port appear in the guest, device_del removes it', async () => {
@@ -32,7 +38,12 @@ test('hot-plug: device_add makes a named port appear in the guest, device_del re
   await g.ok('e2e_wait_ports 2 10');
   expect((await g.run('e2e_wait_port org.e2e.hot2 0')).out).toEqual(['absent']);
 
-  const add = await requireCommand(e, c, 'device_add', { driver: 'virtserialport', id: 'hot2', chardev: 'p2', name: 'org.e2e.hot2' });
+  const add = await requireCommand(e, c, 'device_add', {
+    driver: 'virtserialport',
+    id: 'hot2',
+    chardev: 'p2',
+    name: 'org.e2e.hot2',
+  });
   expect(add.error).toBeUndefined();
   expect(await g.ok('e2e_wait_port org.e2e.hot2 10')).toEqual(['present']);
   // The new port carries data like any other.

@@ -10,7 +10,16 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+} from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -61,8 +70,12 @@ export function loadRig(envFile = process.env.VHC_E2E_RIG ?? join(CACHE, 'rig.en
     return v;
   };
   return {
-    qemu: need('QEMU'), qemuVersion: env.get('QEMU_VERSION') ?? '?', device: need('DEVICE'),
-    kernel: need('KERNEL'), kernelVersion: env.get('KERNEL_VERSION') ?? '?', initrd: need('INITRD'),
+    qemu: need('QEMU'),
+    qemuVersion: env.get('QEMU_VERSION') ?? '?',
+    device: need('DEVICE'),
+    kernel: need('KERNEL'),
+    kernelVersion: env.get('KERNEL_VERSION') ?? '?',
+    initrd: need('INITRD'),
     firmware: need('FIRMWARE'),
   };
 }
@@ -80,7 +93,13 @@ export class TestLog {
   /** Lines tagged with where they came from and the seconds since the test started. */
   write(source: string, text: string): void {
     const t = ((Date.now() - this.t0) / 1000).toFixed(3).padStart(8);
-    appendFileSync(this.path, text.split('\n').map((l) => `${t} [${source}] ${l}\n`).join(''));
+    appendFileSync(
+      this.path,
+      text
+        .split('\n')
+        .map((l) => `${t} [${source}] ${l}\n`)
+        .join(''),
+    );
   }
   tail(lines = 60): string {
     return readFileSync(this.path, 'utf8').split('\n').slice(-lines).join('\n');
@@ -113,13 +132,31 @@ class LineWaiter {
     });
   }
   /** Match lines from index `from` on (default: from now). */
-  wait(re: RegExp, timeoutMs: number, what: string, from = this.lines.length, gone?: Promise<unknown>): Promise<string> {
+  wait(
+    re: RegExp,
+    timeoutMs: number,
+    what: string,
+    from = this.lines.length,
+    gone?: Promise<unknown>,
+  ): Promise<string> {
     const seen = this.lines.slice(from).find((l) => re.test(l));
     if (seen !== undefined) return Promise.resolve(seen);
     return new Promise((resolveLine, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${re})`)), timeoutMs);
-      this.waiters.push({ re, resolve: (l: string) => { clearTimeout(timer); resolveLine(l); } });
-      void gone?.then(() => { clearTimeout(timer); reject(new Error(`process ended while waiting for ${what}`)); });
+      const timer = setTimeout(
+        () => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${re})`)),
+        timeoutMs,
+      );
+      this.waiters.push({
+        re,
+        resolve: (l: string) => {
+          clearTimeout(timer);
+          resolveLine(l);
+        },
+      });
+      void gone?.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`process ended while waiting for ${what}`));
+      });
     });
   }
 }
@@ -137,14 +174,24 @@ function lineSplitter(onLine: (line: string) => void): (chunk: Buffer) => void {
 
 class Proc {
   readonly exited: Promise<number | string>;
-  constructor(readonly child: ChildProcess, readonly name: string, log: TestLog) {
-    this.exited = new Promise((r) => child.once('exit', (code, sig) => {
-      log.write(name, `exited ${sig ?? code}`);
-      r(sig ?? code ?? -1);
-    }));
+  constructor(
+    readonly child: ChildProcess,
+    readonly name: string,
+    log: TestLog,
+  ) {
+    this.exited = new Promise((r) =>
+      child.once('exit', (code, sig) => {
+        log.write(name, `exited ${sig ?? code}`);
+        r(sig ?? code ?? -1);
+      }),
+    );
   }
-  get pid(): number { return this.child.pid!; }
-  get alive(): boolean { return this.child.exitCode === null && this.child.signalCode === null; }
+  get pid(): number {
+    return this.child.pid!;
+  }
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     if (this.alive) this.child.kill(signal);
     await this.exited;
@@ -155,24 +202,29 @@ class Proc {
 let helpText: string | undefined;
 export function daemonHelp(): string {
   if (helpText === undefined) {
-    const r = existsSync(CLI) ? spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8', timeout: 10_000 }) : undefined;
+    const r = existsSync(CLI)
+      ? spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8', timeout: 10_000 })
+      : undefined;
     helpText = r ? `${r.stdout}\n${r.stderr}` : '';
   }
   return helpText;
 }
 
 /** A named port whose host side is a server socket DIR/<id>.sock: chardev id `id`, device id `dev-<id>`. */
-export interface DaemonPort { id: string; name: string }
+export interface DaemonPort {
+  id: string;
+  name: string;
+}
 export interface DaemonConfig {
-  consoleSize?: string;            // --console-size, e.g. '100x40'
-  maxPorts?: number;               // --max-ports
-  multiport?: boolean;             // false: --multiport off (single console port, num_vqs=2)
+  consoleSize?: string; // --console-size, e.g. '100x40'
+  maxPorts?: number; // --max-ports
+  multiport?: boolean; // false: --multiport off (single console port, num_vqs=2)
   resizeOrder?: 'rows-cols' | 'cols-rows';
-  control?: boolean;               // --control DIR/qmp.sock
-  ports?: DaemonPort[];            // named ports, each backed by a server socket DIR/<id>.sock
-  spareChardevs?: string[];        // socket chardevs not attached to a port (for hot-plug)
-  extraArgs?: string[];            // more options, as given (e.g. --web 127.0.0.1:0)
-  logLevel?: string;               // --log-level (debug traces every vhost-user request)
+  control?: boolean; // --control DIR/qmp.sock
+  ports?: DaemonPort[]; // named ports, each backed by a server socket DIR/<id>.sock
+  spareChardevs?: string[]; // socket chardevs not attached to a port (for hot-plug)
+  extraArgs?: string[]; // more options, as given (e.g. --web 127.0.0.1:0)
+  logLevel?: string; // --log-level (debug traces every vhost-user request)
   /** Socket activation: test/ops/fixtures/fake-systemd.py creates vm.sock (as a .socket unit
    *  does) and starts the daemon `delayMs` later with the socket passed as fd 3. */
   activation?: { delayMs: number };
@@ -180,16 +232,34 @@ export interface DaemonConfig {
 
 /** The daemon's command line: console on hub0 = {socket con (DIR/con.sock), file log (DIR/console.log)}. */
 export function daemonArgs(dir: string, c: DaemonConfig): string[] {
-  const sock = (id: string): string[] => ['--chardev', `socket,id=${id},path=${join(dir, `${id}.sock`)},server=on,wait=off`];
-  const a = ['--socket', join(dir, 'vm.sock'), '--console-size', c.consoleSize ?? '100x40', '--max-ports', String(c.maxPorts ?? 4)];
+  const sock = (id: string): string[] => [
+    '--chardev',
+    `socket,id=${id},path=${join(dir, `${id}.sock`)},server=on,wait=off`,
+  ];
+  const a = [
+    '--socket',
+    join(dir, 'vm.sock'),
+    '--console-size',
+    c.consoleSize ?? '100x40',
+    '--max-ports',
+    String(c.maxPorts ?? 4),
+  ];
   if (c.multiport === false) a.push('--multiport', 'off');
   if (c.resizeOrder) a.push('--resize-order', c.resizeOrder);
   if (c.control) a.push('--control', join(dir, 'qmp.sock'));
   if (c.logLevel) a.push('--log-level', c.logLevel);
-  a.push(...sock('con'), '--chardev', `file,id=log,path=${join(dir, 'console.log')}`,
-    '--chardev', 'hub,id=hub0,chardevs.0=con,chardevs.1=log', '--device', 'virtconsole,chardev=hub0');
+  a.push(
+    ...sock('con'),
+    '--chardev',
+    `file,id=log,path=${join(dir, 'console.log')}`,
+    '--chardev',
+    'hub,id=hub0,chardevs.0=con,chardevs.1=log',
+    '--device',
+    'virtconsole,chardev=hub0',
+  );
   // Device ids as in QEMU, where VSERPORT_CHANGE names the port by its device id.
-  for (const p of c.ports ?? []) a.push(...sock(p.id), '--device', `virtserialport,id=dev-${p.id},chardev=${p.id},name=${p.name}`);
+  for (const p of c.ports ?? [])
+    a.push(...sock(p.id), '--device', `virtserialport,id=dev-${p.id},chardev=${p.id},name=${p.name}`);
   for (const id of c.spareChardevs ?? []) a.push(...sock(id));
   a.push(...(c.extraArgs ?? []));
   return a;
@@ -197,21 +267,38 @@ export function daemonArgs(dir: string, c: DaemonConfig): string[] {
 
 export class Daemon extends Proc {
   readonly socket: string;
-  constructor(child: ChildProcess, readonly dir: string, readonly config: DaemonConfig, log: TestLog) {
+  constructor(
+    child: ChildProcess,
+    readonly dir: string,
+    readonly config: DaemonConfig,
+    log: TestLog,
+  ) {
     super(child, 'daemon', log);
     this.socket = join(dir, 'vm.sock');
   }
-  get numVqs(): number { return this.config.multiport === false ? 2 : 2 * ((this.config.maxPorts ?? 4) + 1); }
+  get numVqs(): number {
+    return this.config.multiport === false ? 2 : 2 * ((this.config.maxPorts ?? 4) + 1);
+  }
   /** What the daemon's fds point at, sorted (for the log when a leak check fails). */
   fdTargets(): string[] {
     const dir = `/proc/${this.pid}/fd`;
-    return readdirSync(dir).map((fd) => { try { return readlinkSync(join(dir, fd)); } catch { return '?'; } }).sort();
+    return readdirSync(dir)
+      .map((fd) => {
+        try {
+          return readlinkSync(join(dir, fd));
+        } catch {
+          return '?';
+        }
+      })
+      .sort();
   }
   /** Open fds and memfd mappings of the daemon process (for leak checks). */
   resources(): { fds: number; memfdMaps: number } {
     return {
       fds: readdirSync(`/proc/${this.pid}/fd`).length,
-      memfdMaps: readFileSync(`/proc/${this.pid}/maps`, 'utf8').split('\n').filter((l) => l.includes('/memfd:')).length,
+      memfdMaps: readFileSync(`/proc/${this.pid}/maps`, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('/memfd:')).length,
     };
   }
 }
@@ -227,19 +314,36 @@ export interface BootOptions {
   qmp?: boolean;
 }
 
-export interface RunResult { rc: number; out: string[] }
+export interface RunResult {
+  rc: number;
+  out: string[];
+}
 
 /** One QEMU process and the command loop of guest-init on its serial console. */
 export class Guest extends Proc {
   private readonly serial = new LineWaiter();
   private seq = 0;
-  constructor(child: ChildProcess, private readonly log: TestLog) {
+  constructor(
+    child: ChildProcess,
+    private readonly log: TestLog,
+  ) {
     super(child, 'qemu', log);
-    child.stdout!.on('data', lineSplitter((l) => { log.write('serial', l); this.serial.push(l); }));
-    child.stderr!.on('data', lineSplitter((l) => log.write('qemu-stderr', l)));
+    child.stdout!.on(
+      'data',
+      lineSplitter((l) => {
+        log.write('serial', l);
+        this.serial.push(l);
+      }),
+    );
+    child.stderr!.on(
+      'data',
+      lineSplitter((l) => log.write('qemu-stderr', l)),
+    );
   }
   /** All serial lines so far (kernel messages and E2E: lines). */
-  get lines(): readonly string[] { return this.serial.lines; }
+  get lines(): readonly string[] {
+    return this.serial.lines;
+  }
   /** Wait for a serial line matching `re` (from now, or from line index `from`). */
   waitLine(re: RegExp, timeoutMs = 20_000, from?: number): Promise<string> {
     return this.serial.wait(re, timeoutMs, `guest serial line`, from, this.exited);
@@ -250,9 +354,18 @@ export class Guest extends Proc {
     const from = this.serial.lines.length;
     this.log.write('serial-in', `${id} ${cmd}`);
     this.child.stdin!.write(`${id} ${cmd}\n`);
-    const end = await this.serial.wait(new RegExp(`^E2E: end ${id} rc=\\d+`), timeoutMs, `guest command '${cmd}'`, from, this.exited);
+    const end = await this.serial.wait(
+      new RegExp(`^E2E: end ${id} rc=\\d+`),
+      timeoutMs,
+      `guest command '${cmd}'`,
+      from,
+      this.exited,
+    );
     const prefix = `E2E:${id}: `;
-    const out = this.serial.lines.slice(from).filter((l) => l.startsWith(prefix)).map((l) => l.slice(prefix.length));
+    const out = this.serial.lines
+      .slice(from)
+      .filter((l) => l.startsWith(prefix))
+      .map((l) => l.slice(prefix.length));
     return { rc: Number(/rc=(\d+)/.exec(end)![1]), out };
   }
   /** Like run, but fails unless the command exits 0. */
@@ -277,19 +390,32 @@ export class Guest extends Proc {
 
 // ---- QMP-shaped control client ----------------------------------------------------------------
 
-export interface QmpReply { return?: unknown; error?: { class: string; desc: string } }
-export interface QmpEvent { event: string; data?: Record<string, unknown> }
+export interface QmpReply {
+  return?: unknown;
+  error?: { class: string; desc: string };
+}
+export interface QmpEvent {
+  event: string;
+  data?: Record<string, unknown>;
+}
 
 export class Control {
   private replies: ((r: QmpReply) => void)[] = [];
   readonly events: QmpEvent[] = [];
-  private constructor(private readonly sock: Socket, private readonly log: TestLog) {
-    sock.on('data', lineSplitter((l) => {
-      if (!l.trim()) return;
-      log.write('control<', l);
-      const m = JSON.parse(l) as QmpEvent & QmpReply & { QMP?: unknown };
-      if (m.event) this.events.push(m); else if (!m.QMP) this.replies.shift()?.(m);
-    }));
+  private constructor(
+    private readonly sock: Socket,
+    private readonly log: TestLog,
+  ) {
+    sock.on(
+      'data',
+      lineSplitter((l) => {
+        if (!l.trim()) return;
+        log.write('control<', l);
+        const m = JSON.parse(l) as QmpEvent & QmpReply & { QMP?: unknown };
+        if (m.event) this.events.push(m);
+        else if (!m.QMP) this.replies.shift()?.(m);
+      }),
+    );
   }
   static async connect(path: string, log: TestLog): Promise<Control> {
     const sock = await connectUnix(path, 5_000);
@@ -303,7 +429,10 @@ export class Control {
     this.log.write('control>', msg);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no reply to ${msg} within 10 s`)), 10_000);
-      this.replies.push((r) => { clearTimeout(timer); resolve(r); });
+      this.replies.push((r) => {
+        clearTimeout(timer);
+        resolve(r);
+      });
       this.sock.write(`${msg}\n`);
     });
   }
@@ -311,7 +440,9 @@ export class Control {
   waitEvent(name: string, match: (d: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<QmpEvent> {
     return until(`event ${name}`, timeoutMs, () => this.events.find((e) => e.event === name && match(e.data ?? {})));
   }
-  close(): void { this.sock.destroy(); }
+  close(): void {
+    this.sock.destroy();
+  }
 }
 
 // ---- host-side sockets ------------------------------------------------------------------------
@@ -322,7 +453,10 @@ export async function connectUnix(path: string, timeoutMs: number): Promise<Sock
     try {
       return await new Promise<Socket>((res, rej) => {
         const s = connect(path);
-        s.once('connect', () => { s.removeAllListeners('error'); res(s); });
+        s.once('connect', () => {
+          s.removeAllListeners('error');
+          res(s);
+        });
         s.once('error', rej);
       });
     } catch (e) {
@@ -336,7 +470,11 @@ export async function connectUnix(path: string, timeoutMs: number): Promise<Sock
 export class HostPeer {
   private chunks: Buffer[] = [];
   private size = 0;
-  private constructor(readonly sock: Socket, readonly id: string, log: TestLog) {
+  private constructor(
+    readonly sock: Socket,
+    readonly id: string,
+    log: TestLog,
+  ) {
     sock.on('data', (d: Buffer) => {
       this.chunks.push(d);
       this.size += d.length;
@@ -347,9 +485,15 @@ export class HostPeer {
   static async connect(path: string, id: string, log: TestLog): Promise<HostPeer> {
     return new HostPeer(await connectUnix(path, 5_000), id, log);
   }
-  get received(): Buffer { return Buffer.concat(this.chunks, this.size); }
-  get length(): number { return this.size; }
-  text(): string { return this.received.toString('latin1'); }
+  get received(): Buffer {
+    return Buffer.concat(this.chunks, this.size);
+  }
+  get length(): number {
+    return this.size;
+  }
+  text(): string {
+    return this.received.toString('latin1');
+  }
   /** Wait until at least `n` bytes have arrived. */
   waitBytes(n: number, timeoutMs = 30_000): Promise<Buffer> {
     return until(`${n} bytes on ${this.id} (have ${this.size})`, timeoutMs, () => this.size >= n && this.received);
@@ -358,8 +502,12 @@ export class HostPeer {
   waitText(re: RegExp, timeoutMs = 15_000): Promise<RegExpExecArray> {
     return until(`${re} on ${this.id}`, timeoutMs, () => re.exec(this.text()) ?? undefined);
   }
-  write(data: string | Uint8Array): void { this.sock.write(data); }
-  close(): void { this.sock.destroy(); }
+  write(data: string | Uint8Array): void {
+    this.sock.write(data);
+  }
+  close(): void {
+    this.sock.destroy();
+  }
 }
 
 export const md5 = (b: Uint8Array): string => createHash('md5').update(b).digest('hex');
@@ -390,7 +538,8 @@ export function useE2E(): () => E2E {
   beforeEach((ctx: TestContext) => {
     const rig = loadRig();
     if (!rig) {
-      if (process.env.VHC_E2E === '1') throw new Error('VHC_E2E=1 but the rig is not provisioned: npm run e2e:provision');
+      if (process.env.VHC_E2E === '1')
+        throw new Error('VHC_E2E=1 but the rig is not provisioned: npm run e2e:provision');
       skipLoudly(ctx, 'the e2e rig (.e2e-cache/rig.env; npm run e2e:provision)');
     }
     const dir = mkdtempSync(join(tmpdir(), 'vhc-e2e-'));
@@ -399,7 +548,9 @@ export function useE2E(): () => E2E {
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
 
     current = {
-      dir, log, rig: rig,
+      dir,
+      log,
+      rig: rig,
       skip: (capability) => skipLoudly(ctx, capability),
       async startDaemon(config) {
         if (!existsSync(CLI)) skipLoudly(ctx, 'the daemon CLI (dist/cli.js; npx tsc -p .)');
@@ -413,13 +564,34 @@ export function useE2E(): () => E2E {
         const preload = process.env.VHC_E2E_DAEMON_PRELOAD;
         const env = preload ? { ...process.env, LD_PRELOAD: preload } : process.env;
         const child = config.activation
-          ? spawn('python3', [join(ROOT, 'test/ops/fixtures/fake-systemd.py'), '--listen', join(dir, 'vm.sock'), '--mode', '0600',
-            '--delay', String(config.activation.delayMs), '--', process.execPath, CLI, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] })
+          ? spawn(
+              'python3',
+              [
+                join(ROOT, 'test/ops/fixtures/fake-systemd.py'),
+                '--listen',
+                join(dir, 'vm.sock'),
+                '--mode',
+                '0600',
+                '--delay',
+                String(config.activation.delayMs),
+                '--',
+                process.execPath,
+                CLI,
+                ...args,
+              ],
+              { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] },
+            )
           : spawn(process.execPath, [CLI, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
         const d = new Daemon(child, dir, config, log);
         cleanups.push(() => d.kill());
-        child.stdout.on('data', lineSplitter((l) => log.write('daemon-out', l)));
-        child.stderr.on('data', lineSplitter((l) => log.write('daemon-err', l)));
+        child.stdout.on(
+          'data',
+          lineSplitter((l) => log.write('daemon-out', l)),
+        );
+        child.stderr.on(
+          'data',
+          lineSplitter((l) => log.write('daemon-err', l)),
+        );
         await until('the daemon to listen on vm.sock', 10_000, () => {
           if (!d.alive) throw new Error(`daemon exited before listening; log ${log.path}:\n${log.tail(20)}`);
           return existsSync(d.socket);
@@ -429,22 +601,59 @@ export function useE2E(): () => E2E {
       async boot(opts) {
         const mem = opts.mem ?? '256M';
         const args = [
-          '-L', rig.firmware, '-machine', 'q35,accel=tcg,memory-backend=mem', '-cpu', 'max', '-smp', '1', '-m', mem,
-          '-object', `memory-backend-memfd,id=mem,size=${mem},share=on`,
-          '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-serial', 'stdio',
-          '-kernel', rig.kernel, '-initrd', rig.initrd, '-append', `console=ttyS0 panic=-1 quiet ${opts.append ?? ''}`,
+          '-L',
+          rig.firmware,
+          '-machine',
+          'q35,accel=tcg,memory-backend=mem',
+          '-cpu',
+          'max',
+          '-smp',
+          '1',
+          '-m',
+          mem,
+          '-object',
+          `memory-backend-memfd,id=mem,size=${mem},share=on`,
+          '-nodefaults',
+          '-no-user-config',
+          '-display',
+          'none',
+          '-no-reboot',
+          '-serial',
+          'stdio',
+          '-kernel',
+          rig.kernel,
+          '-initrd',
+          rig.initrd,
+          '-append',
+          `console=ttyS0 panic=-1 quiet ${opts.append ?? ''}`,
         ];
         if (opts.daemon === 'builtin') {
           // QEMU's own device, its QMP socket (qemu-qmp.sock) and a spare chardev ref2 for hot-plug.
-          const ref = (n: number): string[] => ['-chardev', `socket,id=ref${n},path=${join(dir, `builtin${n}.sock`)},server=on,wait=off`];
-          args.push('-device', 'virtio-serial-pci,id=vser0,max_ports=4', ...ref(0), ...ref(1), ...ref(2),
-            '-device', 'virtconsole,bus=vser0.0,nr=0,chardev=ref0,id=con0',
-            '-device', 'virtserialport,bus=vser0.0,nr=1,chardev=ref1,name=org.e2e.port1,id=port1',
-            '-qmp', `unix:${join(dir, 'qemu-qmp.sock')},server=on,wait=off`);
+          const ref = (n: number): string[] => [
+            '-chardev',
+            `socket,id=ref${n},path=${join(dir, `builtin${n}.sock`)},server=on,wait=off`,
+          ];
+          args.push(
+            '-device',
+            'virtio-serial-pci,id=vser0,max_ports=4',
+            ...ref(0),
+            ...ref(1),
+            ...ref(2),
+            '-device',
+            'virtconsole,bus=vser0.0,nr=0,chardev=ref0,id=con0',
+            '-device',
+            'virtserialport,bus=vser0.0,nr=1,chardev=ref1,name=org.e2e.port1,id=port1',
+            '-qmp',
+            `unix:${join(dir, 'qemu-qmp.sock')},server=on,wait=off`,
+          );
         } else {
           const vqs = opts.numVqs ?? opts.daemon.numVqs;
-          args.push('-chardev', `socket,id=vu0,path=${opts.daemon.socket}`,
-            '-device', `${rig.device},chardev=vu0,virtio-id=3,num_vqs=${vqs},config_size=12`);
+          args.push(
+            '-chardev',
+            `socket,id=vu0,path=${opts.daemon.socket}`,
+            '-device',
+            `${rig.device},chardev=vu0,virtio-id=3,num_vqs=${vqs},config_size=12`,
+          );
           if (opts.qmp) args.push('-qmp', `unix:${join(dir, 'qemu-qmp.sock')},server=on,wait=off`);
         }
         log.write('qemu', `${rig.qemu} ${args.join(' ')}`);
@@ -469,7 +678,11 @@ export function useE2E(): () => E2E {
   afterEach(async (ctx: TestContext) => {
     const failed = ctx.task.result?.state === 'fail';
     for (const c of cleanups.splice(0).reverse()) {
-      try { await c(); } catch (e) { current?.log.write('cleanup', String(e)); }
+      try {
+        await c();
+      } catch (e) {
+        current?.log.write('cleanup', String(e));
+      }
     }
     if (failed && current) console.error(`e2e log: ${current.log.path}\n${current.log.tail(40)}`);
     current = undefined;
@@ -495,7 +708,12 @@ export function requireFlags(e: E2E, ...flags: string[]): void {
 }
 
 /** Skip if the control command does not exist (CommandNotFound); else return its reply. */
-export async function requireCommand(e: E2E, c: Control, command: string, args?: Record<string, unknown>): Promise<QmpReply> {
+export async function requireCommand(
+  e: E2E,
+  c: Control,
+  command: string,
+  args?: Record<string, unknown>,
+): Promise<QmpReply> {
   const r = await c.execute(command, args);
   if (r.error?.class === 'CommandNotFound') e.skip(`control command '${command}'`);
   return r;

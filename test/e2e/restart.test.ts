@@ -9,7 +9,12 @@ const e2e = useE2E();
  * The daemon's fds and memfd maps once a connection has been taken up or dropped: `memfd` holds
  * and the fd count has not changed for half a second (fds of a dead connection close in steps).
  */
-async function settled(e: E2E, d: Daemon, stage: string, memfd: (n: number) => boolean): Promise<{ fds: number; memfdMaps: number }> {
+async function settled(
+  e: E2E,
+  d: Daemon,
+  stage: string,
+  memfd: (n: number) => boolean,
+): Promise<{ fds: number; memfdMaps: number }> {
   let last = -1;
   let stable = 0;
   await until(`the daemon's fds and memfd maps to settle (${stage})`, 15_000, () => {
@@ -34,7 +39,7 @@ test('restart: after QEMU is SIGKILLed mid-transfer, a new QEMU boots against th
   await g1.ok('e2e_wait_port org.e2e.port1 10');
   const run1 = await settled(e, d, 'VM 1 running', (n) => n > 0);
   await g1.ok('e2e_stream_start org.e2e.port1');
-  await p1.waitBytes(p1.length + 256 * 1024, 30_000);        // the transfer is under way
+  await p1.waitBytes(p1.length + 256 * 1024, 30_000); // the transfer is under way
   await g1.kill('SIGKILL');
   const idle1 = await settled(e, d, 'VM 1 killed', (n) => n === 0);
   expect(d.alive).toBe(true);
@@ -53,11 +58,13 @@ test('restart: after QEMU is SIGKILLed mid-transfer, a new QEMU boots against th
   const idle2 = await settled(e, d, 'VM 2 powered off', (n) => n === 0);
 
   const pid = d.pid;
-  console.warn(`E2E restart: daemon pid ${pid} fds/memfd maps: idle ${idle0.fds}/${idle0.memfdMaps}, ` +
-    `QEMU#1 ${run1.fds}/${run1.memfdMaps}, after SIGKILL ${idle1.fds}/${idle1.memfdMaps}, ` +
-    `QEMU#2 ${run2.fds}/${run2.memfdMaps}, after power-off ${idle2.fds}/${idle2.memfdMaps}`);
-  expect(d.alive && d.pid).toBe(pid);                    // never restarted
-  expect(idle1).toEqual(idle0);                         // nothing left of the killed connection
-  expect(run2).toEqual(run1);                           // the second VM costs what the first did
+  console.warn(
+    `E2E restart: daemon pid ${pid} fds/memfd maps: idle ${idle0.fds}/${idle0.memfdMaps}, ` +
+      `QEMU#1 ${run1.fds}/${run1.memfdMaps}, after SIGKILL ${idle1.fds}/${idle1.memfdMaps}, ` +
+      `QEMU#2 ${run2.fds}/${run2.memfdMaps}, after power-off ${idle2.fds}/${idle2.memfdMaps}`,
+  );
+  expect(d.alive && d.pid).toBe(pid); // never restarted
+  expect(idle1).toEqual(idle0); // nothing left of the killed connection
+  expect(run2).toEqual(run1); // the second VM costs what the first did
   expect(idle2).toEqual(idle0);
 });

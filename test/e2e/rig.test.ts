@@ -7,13 +7,17 @@ import { HostPeer, digest, md5, useE2E } from './harness.js';
 
 const e2e = useE2E();
 
-test('reference: the guest boots on QEMU\'s own virtio-serial and moves data both ways', async () => {
+test("reference: the guest boots on QEMU's own virtio-serial and moves data both ways", async () => {
   const e = e2e();
   const g = await e.boot({ daemon: 'builtin' });
   const con = await HostPeer.connect(join(e.dir, 'builtin0.sock'), 'builtin0', e.log);
   const port = await HostPeer.connect(join(e.dir, 'builtin1.sock'), 'builtin1', e.log);
 
-  expect(await g.ok('e2e_wait_ports 2 10')).toEqual(['port vport0p0 name=', 'port vport0p1 name=org.e2e.port1', '/dev/hvc0']);
+  expect(await g.ok('e2e_wait_ports 2 10')).toEqual([
+    'port vport0p0 name=',
+    'port vport0p1 name=org.e2e.port1',
+    '/dev/hvc0',
+  ]);
   expect(await g.dmesgBad()).toEqual([]);
 
   const sent = digest((await g.ok('e2e_send org.e2e.port1 64'))[0]!);
@@ -26,7 +30,7 @@ test('reference: the guest boots on QEMU\'s own virtio-serial and moves data bot
   port.close();
 });
 
-test('reference: QEMU\'s QMP reports guest open/close and hot-plugs a named port', async () => {
+test("reference: QEMU's QMP reports guest open/close and hot-plugs a named port", async () => {
   const e = e2e();
   const g = await e.boot({ daemon: 'builtin' });
   const c = await e.control('builtin');
@@ -37,7 +41,13 @@ test('reference: QEMU\'s QMP reports guest open/close and hot-plugs a named port
   await g.ok('e2e_close org.e2e.port1');
   expect((await c.waitEvent('VSERPORT_CHANGE', (d) => d.open === false)).data).toEqual({ id: 'port1', open: false });
 
-  const add = await c.execute('device_add', { driver: 'virtserialport', bus: 'vser0.0', id: 'hot2', chardev: 'ref2', name: 'org.e2e.hot2' });
+  const add = await c.execute('device_add', {
+    driver: 'virtserialport',
+    bus: 'vser0.0',
+    id: 'hot2',
+    chardev: 'ref2',
+    name: 'org.e2e.hot2',
+  });
   expect(add.error).toBeUndefined();
   expect(await g.ok('e2e_wait_port org.e2e.hot2 10')).toEqual(['present']);
   expect((await c.execute('device_del', { id: 'hot2' })).error).toBeUndefined();

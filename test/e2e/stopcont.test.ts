@@ -22,24 +22,41 @@ test('QMP stop + cont: the console and a named port still carry data both ways, 
   con.write('echo BEFORE-$((6*7))\n');
   await con.waitText(/BEFORE-42\r?\n/);
 
-  const trace = (): string[] => e.log.tail(100_000).split('\n').filter((l) => l.includes('vhost-user <- '));
+  const trace = (): string[] =>
+    e.log
+      .tail(100_000)
+      .split('\n')
+      .filter((l) => l.includes('vhost-user <- '));
   const beforeStop = trace().length;
   const qmp = await e.control('builtin');
   expect((await qmp.execute('stop')).error).toBeUndefined();
   await until('QEMU STOP event', 10_000, () => qmp.events.some((ev) => ev.event === 'STOP'));
   // The device is stopped: every ring asked for its base (GET_VRING_BASE).
-  await until('the stop sequence in the daemon log', 10_000, () => trace().slice(beforeStop).filter((l) => l.includes('GET_VRING_BASE')).length > 0);
+  await until(
+    'the stop sequence in the daemon log',
+    10_000,
+    () =>
+      trace()
+        .slice(beforeStop)
+        .filter((l) => l.includes('GET_VRING_BASE')).length > 0,
+  );
   await new Promise((r) => setTimeout(r, 500));
   const stopMsgs = trace().slice(beforeStop);
   expect((await qmp.execute('cont')).error).toBeUndefined();
   await until('QEMU RESUME event', 10_000, () => qmp.events.some((ev) => ev.event === 'RESUME'));
-  await until('the start sequence in the daemon log', 10_000, () => trace().slice(beforeStop + stopMsgs.length).some((l) => l.includes('SET_VRING_ENABLE')));
+  await until('the start sequence in the daemon log', 10_000, () =>
+    trace()
+      .slice(beforeStop + stopMsgs.length)
+      .some((l) => l.includes('SET_VRING_ENABLE')),
+  );
   await new Promise((r) => setTimeout(r, 500));
   const contMsgs = trace().slice(beforeStop + stopMsgs.length);
   const names = (ls: string[]): string => [...new Set(ls.map((l) => /vhost-user <- (\S+)/.exec(l)![1]))].join(' ');
   e.log.write('test', `QMP stop sent: ${names(stopMsgs)}; cont sent: ${names(contMsgs)}`);
-  console.warn(`E2E QEMU ${e.rig.qemuVersion} QMP stop -> ${stopMsgs.length} requests (${names(stopMsgs)}); ` +
-    `cont -> ${contMsgs.length} requests (${names(contMsgs)})`);
+  console.warn(
+    `E2E QEMU ${e.rig.qemuVersion} QMP stop -> ${stopMsgs.length} requests (${names(stopMsgs)}); ` +
+      `cont -> ${contMsgs.length} requests (${names(contMsgs)})`,
+  );
   // The daemon did not lose the guest driver's view of the ports (it would say so at info).
   expect(e.log.tail(100_000)).not.toMatch(/ports start over|front-end disconnected|connection ended/);
 

@@ -17,7 +17,10 @@ test('guest -> host: 384 KiB and 16 KiB on two named ports and a marker on hvc0 
   const g = await e.boot({ daemon: d });
   await g.ok('e2e_wait_ports 3 10');
 
-  for (const [name, peer, kib] of [['org.e2e.port1', p1, 384], ['org.e2e.port2', p2, 16]] as const) {
+  for (const [name, peer, kib] of [
+    ['org.e2e.port1', p1, 384],
+    ['org.e2e.port2', p2, 16],
+  ] as const) {
     const sent = digest((await g.ok(`e2e_send ${name} ${kib} 60`, 90_000))[0]!);
     const got = await peer.waitBytes(sent.len, 60_000);
     expect({ md5: md5(got), len: got.length }).toEqual(sent);
@@ -26,7 +29,9 @@ test('guest -> host: 384 KiB and 16 KiB on two named ports and a marker on hvc0 
   await g.ok('e2e_hvc_write E2E-HVC-MARKER-1');
   await con.waitText(/E2E-HVC-MARKER-1\r?\n/);
   // The console's other hub member, the log file, got the same bytes.
-  await until('the marker in console.log', 5_000, () => readFileSync(join(d.dir, 'console.log'), 'latin1').includes('E2E-HVC-MARKER-1'));
+  await until('the marker in console.log', 5_000, () =>
+    readFileSync(join(d.dir, 'console.log'), 'latin1').includes('E2E-HVC-MARKER-1'),
+  );
   expect(await g.dmesgBad()).toEqual([]);
 });
 

@@ -16,12 +16,24 @@ import { F, bit, has, parseConsoleConfig, type ConsoleConfig } from './protocol.
 import type { SplitQueue } from './virtqueue.js';
 
 export const Ctrl = {
-  DEVICE_READY: 0, PORT_ADD: 1, PORT_REMOVE: 2, PORT_READY: 3, CONSOLE_PORT: 4, RESIZE: 5, PORT_OPEN: 6, PORT_NAME: 7,
+  DEVICE_READY: 0,
+  PORT_ADD: 1,
+  PORT_REMOVE: 2,
+  PORT_READY: 3,
+  CONSOLE_PORT: 4,
+  RESIZE: 5,
+  PORT_OPEN: 6,
+  PORT_NAME: 7,
 } as const;
 export const BAD_ID = 0xffffffff;
 const MAX_PORTS = 0x8000; // VIRTCONS_MAX_PORTS
 
-export interface ControlMessage { id: number; event: number; value: number; payload: Buffer }
+export interface ControlMessage {
+  id: number;
+  event: number;
+  value: number;
+  payload: Buffer;
+}
 
 export interface ConsoleDriverOptions extends Omit<FrontendOptions, 'numQueues'> {
   /** QEMU's num_vqs (start() requires it): 2 * (max_nr_ports + 1), or 2 for a single-port device. */
@@ -45,13 +57,23 @@ export interface ConsoleDriverOptions extends Omit<FrontendOptions, 'numQueues'>
 /** A fixed-size slot allocator in guest memory for one queue's buffers. */
 class BufferPool {
   private readonly free: number[] = [];
-  constructor(fe: VhostUserFrontend, count: number, readonly slotSize: number) {
+  constructor(
+    fe: VhostUserFrontend,
+    count: number,
+    readonly slotSize: number,
+  ) {
     const base = fe.mem.alloc(count * slotSize, 4096);
     for (let i = count - 1; i >= 0; i--) this.free.push(base + i * slotSize);
   }
-  get available(): number { return this.free.length; }
-  take(): number | undefined { return this.free.pop(); }
-  give(off: number): void { this.free.push(off); }
+  get available(): number {
+    return this.free.length;
+  }
+  take(): number | undefined {
+    return this.free.pop();
+  }
+  give(off: number): void {
+    this.free.push(off);
+  }
 }
 
 type TxToken = { kind: 'tx'; off: number; done: (len: number) => void };
@@ -76,12 +98,19 @@ export class ConsolePort {
   rxPosted = 0;
   rxRepost: boolean;
 
-  constructor(private readonly drv: ConsoleDriver, readonly id: number) {
+  constructor(
+    private readonly drv: ConsoleDriver,
+    readonly id: number,
+  ) {
     this.rxRepost = drv.opts.rxRepost;
   }
 
-  get rxQueue(): number { return this.id === 0 ? 0 : 2 + 2 * this.id; }
-  get txQueue(): number { return this.id === 0 ? 1 : 3 + 2 * this.id; }
+  get rxQueue(): number {
+    return this.id === 0 ? 0 : 2 + 2 * this.id;
+  }
+  get txQueue(): number {
+    return this.id === 0 ? 1 : 3 + 2 * this.id;
+  }
 
   /** Guest open(): PORT_OPEN(1). Console ports are opened by the driver itself. */
   async open(): Promise<void> {
@@ -117,11 +146,16 @@ export class ConsolePort {
     return this.takeN(n);
   }
 
-  get bufferedBytes(): number { return this.tail - this.head; }
+  get bufferedBytes(): number {
+    return this.tail - this.head;
+  }
 
   /** @internal Data from an rx buffer (a view of guest memory: copied here). */
   deliver(data: Uint8Array): void {
-    if (!this.console && !this.guestOpen) { this.discardedBytes += data.length; return; }
+    if (!this.console && !this.guestOpen) {
+      this.discardedBytes += data.length;
+      return;
+    }
     this.receivedBytes += data.length;
     if (this.tail + data.length > this.store.length) {
       const live = this.tail - this.head;
@@ -147,17 +181,25 @@ export class ConsolePort {
   async write(data: Uint8Array, o: { chunkSize?: number; ignoreHostOpen?: boolean } = {}): Promise<void> {
     const chunk = o.chunkSize ?? (this.console ? 4096 : this.drv.opts.txBufSize);
     if (this.console) {
-      for (let at = 0; at < data.length; at += chunk) await this.drv.sendAndSpin(this.txQueue, data.subarray(at, at + chunk));
+      for (let at = 0; at < data.length; at += chunk)
+        await this.drv.sendAndSpin(this.txQueue, data.subarray(at, at + chunk));
       return;
     }
     // Post synchronously while the ring has room (one buffer and one kick decision per
     // chunk, as each Linux write() call does); wait only for room or for the host side.
     let pending = 0;
-    const onUsed = () => { pending--; };
+    const onUsed = () => {
+      pending--;
+    };
     for (let at = 0; at < data.length;) {
-      if (!o.ignoreHostOpen && !this.hostOpen) await this.drv.waitFor(() => this.hostOpen || this.removed, `port ${this.id}: host side to open`);
+      if (!o.ignoreHostOpen && !this.hostOpen)
+        await this.drv.waitFor(() => this.hostOpen || this.removed, `port ${this.id}: host side to open`);
       const piece = data.subarray(at, at + chunk);
-      if (this.drv.tryPostTx(this.txQueue, piece, onUsed)) { pending++; at += piece.length; continue; }
+      if (this.drv.tryPostTx(this.txQueue, piece, onUsed)) {
+        pending++;
+        at += piece.length;
+        continue;
+      }
       await this.drv.waitTxRoom(this.txQueue);
     }
     await this.drv.waitFor(() => pending === 0, `port ${this.id}: the device to take all ${data.length} bytes`);
@@ -170,7 +212,9 @@ export class ConsoleDriver extends EventEmitter {
   /** Control messages from the device, in order. */
   readonly controlLog: ControlMessage[] = [];
   readonly anomalies: string[] = [];
-  readonly opts: Required<Pick<ConsoleDriverOptions, 'multiport' | 'rxBufSize' | 'txBufSize' | 'rxFill' | 'rxRepost' | 'timeoutMs'>>;
+  readonly opts: Required<
+    Pick<ConsoleDriverOptions, 'multiport' | 'rxBufSize' | 'txBufSize' | 'rxFill' | 'rxRepost' | 'timeoutMs'>
+  >;
   init!: InitResult;
   config!: ConsoleConfig;
   features = 0n;
@@ -186,8 +230,20 @@ export class ConsoleDriver extends EventEmitter {
     this.startHooks = opts.startHooks ?? {};
     this.setMaxListeners(0);
     this.opts = {
-      multiport: true, rxBufSize: 4096, txBufSize: 32 * 1024, rxFill: Infinity, rxRepost: true, timeoutMs: 10_000,
-      ...stripUndefined({ multiport: opts.multiport, rxBufSize: opts.rxBufSize, txBufSize: opts.txBufSize, rxFill: opts.rxFill, rxRepost: opts.rxRepost, timeoutMs: opts.timeoutMs }),
+      multiport: true,
+      rxBufSize: 4096,
+      txBufSize: 32 * 1024,
+      rxFill: Infinity,
+      rxRepost: true,
+      timeoutMs: 10_000,
+      ...stripUndefined({
+        multiport: opts.multiport,
+        rxBufSize: opts.rxBufSize,
+        txBufSize: opts.txBufSize,
+        rxFill: opts.rxFill,
+        rxRepost: opts.rxRepost,
+        timeoutMs: opts.timeoutMs,
+      }),
     };
     this.fe = VhostUserFrontend.connect({ ...opts, numQueues });
     void this.fe.closed.then(() => this.emit('change'));
@@ -223,7 +279,10 @@ export class ConsoleDriver extends EventEmitter {
   async reboot(): Promise<number[]> {
     const bases = await this.fe.stop();
     this.generation++;
-    for (const p of this.ports.values()) { p.guestOpen = false; p.hostOpen = false; }
+    for (const p of this.ports.values()) {
+      p.guestOpen = false;
+      p.hostOpen = false;
+    }
     this.ports.clear();
     this.pools.clear();
     this.txWired.clear();
@@ -261,7 +320,8 @@ export class ConsoleDriver extends EventEmitter {
       this.config = parseConsoleConfig(await fe.getConfig(cfgSize));
       const n = this.config.maxNrPorts;
       if (n === 0 || n > MAX_PORTS) throw new Error(`max_nr_ports ${n} is out of range (Linux fails probe)`);
-      if (2 * (n + 1) > fe.options.numQueues) throw new Error(`max_nr_ports ${n} needs ${2 * (n + 1)} queues, the device has ${fe.options.numQueues}`);
+      if (2 * (n + 1) > fe.options.numQueues)
+        throw new Error(`max_nr_ports ${n} needs ${2 * (n + 1)} queues, the device has ${fe.options.numQueues}`);
     }
     let want = bit(F.CONSOLE_SIZE) | bit(F.VERSION_1);
     if (this.multiport) want |= bit(F.CONSOLE_MULTIPORT);
@@ -287,7 +347,10 @@ export class ConsoleDriver extends EventEmitter {
 
   private pool(q: number, slotSize: number): BufferPool {
     let p = this.pools.get(q);
-    if (!p) { p = new BufferPool(this.fe, this.fe.options.queueSize, slotSize); this.pools.set(q, p); }
+    if (!p) {
+      p = new BufferPool(this.fe, this.fe.options.queueSize, slotSize);
+      this.pools.set(q, p);
+    }
     return p;
   }
 
@@ -301,7 +364,8 @@ export class ConsoleDriver extends EventEmitter {
     const q = this.queue(2);
     const pool = this.pool(2, 4096);
     let off: number | undefined;
-    while (q.canAdd() && (off = pool.take()) !== undefined) q.add([{ offset: off, len: 4096, writable: true }], { kind: 'rx', off, size: 4096 } satisfies RxToken);
+    while (q.canAdd() && (off = pool.take()) !== undefined)
+      q.add([{ offset: off, len: 4096, writable: true }], { kind: 'rx', off, size: 4096 } satisfies RxToken);
     q.enableCallbacks();
     this.fe.kick(2);
   }
@@ -355,7 +419,9 @@ export class ConsoleDriver extends EventEmitter {
   /** @internal Posts one tx buffer (waiting for room); resolves once posted, `used` once returned. */
   async postTx(qi: number, data: Uint8Array): Promise<{ used: Promise<number> }> {
     let done!: (len: number) => void;
-    const used = new Promise<number>((r) => { done = r; });
+    const used = new Promise<number>((r) => {
+      done = r;
+    });
     while (!this.tryPostTx(qi, data, done)) await this.waitTxRoom(qi);
     return { used };
   }
@@ -365,8 +431,12 @@ export class ConsoleDriver extends EventEmitter {
     this.mustBeConnected();
     const q = this.queue(qi);
     const pool = this.pool(qi, this.opts.txBufSize);
-    if (data.length > pool.slotSize) throw new Error(`tx chunk of ${data.length} bytes exceeds the ${pool.slotSize}-byte slots`);
-    if (!this.txWired.has(qi)) { this.txWired.add(qi); this.fe.onCall(qi, () => this.reapTx(qi)); }
+    if (data.length > pool.slotSize)
+      throw new Error(`tx chunk of ${data.length} bytes exceeds the ${pool.slotSize}-byte slots`);
+    if (!this.txWired.has(qi)) {
+      this.txWired.add(qi);
+      this.fe.onCall(qi, () => this.reapTx(qi));
+    }
     if (!q.canAdd() || pool.available === 0) return false;
     const off = pool.take()!;
     this.fe.mem.bytes.set(data, off);
@@ -415,7 +485,9 @@ export class ConsoleDriver extends EventEmitter {
     const gen = this.generation;
     const { used } = await this.postTx(qi, data);
     let back = false;
-    void used.then(() => { back = true; });
+    void used.then(() => {
+      back = true;
+    });
     while (!back) {
       if (!this.fe.connected) throw new Error(`queue ${qi}: connection closed while the guest spun on its tx buffer`);
       if (gen !== this.generation) throw new Error(`queue ${qi}: the guest rebooted while it spun on its tx buffer`);
@@ -452,10 +524,22 @@ export class ConsoleDriver extends EventEmitter {
           const raw = Buffer.from(this.fe.mem.bytes.subarray(t.off, t.off + Math.min(u.len, t.size)));
           q.add([{ offset: t.off, len: 4096, writable: true }], t);
           this.fe.kick(2);
-          if (raw.length < 8) { this.anomalies.push(`control message of ${raw.length} bytes (needs 8)`); continue; }
-          const m: ControlMessage = { id: raw.readUInt32LE(0), event: raw.readUInt16LE(4), value: raw.readUInt16LE(6), payload: raw.subarray(8) };
+          if (raw.length < 8) {
+            this.anomalies.push(`control message of ${raw.length} bytes (needs 8)`);
+            continue;
+          }
+          const m: ControlMessage = {
+            id: raw.readUInt32LE(0),
+            event: raw.readUInt16LE(4),
+            value: raw.readUInt16LE(6),
+            payload: raw.subarray(8),
+          };
           this.controlLog.push(m);
-          try { await this.handleControl(m); } catch (e) { if (this.fe.connected) this.anomalies.push(`handling control event ${m.event}: ${String(e)}`); }
+          try {
+            await this.handleControl(m);
+          } catch (e) {
+            if (this.fe.connected) this.anomalies.push(`handling control event ${m.event}: ${String(e)}`);
+          }
           this.emit('change');
         }
       } while (this.fe.connected && q.enableCallbacks());
@@ -476,13 +560,23 @@ export class ConsoleDriver extends EventEmitter {
   private async handleControl(m: ControlMessage): Promise<void> {
     const port = this.ports.get(m.id);
     if (m.event === Ctrl.PORT_ADD) {
-      if (m.id >= this.config.maxNrPorts) { this.anomalies.push(`PORT_ADD for id ${m.id} >= max_nr_ports ${this.config.maxNrPorts}`); return; }
-      if (port) { this.anomalies.push(`PORT_ADD for existing port ${m.id}`); await this.sendControl(m.id, Ctrl.PORT_READY, 1); return; }
+      if (m.id >= this.config.maxNrPorts) {
+        this.anomalies.push(`PORT_ADD for id ${m.id} >= max_nr_ports ${this.config.maxNrPorts}`);
+        return;
+      }
+      if (port) {
+        this.anomalies.push(`PORT_ADD for existing port ${m.id}`);
+        await this.sendControl(m.id, Ctrl.PORT_READY, 1);
+        return;
+      }
       this.addPort(m.id);
       await this.sendControl(m.id, Ctrl.PORT_READY, 1);
       return;
     }
-    if (!port) { this.anomalies.push(`control event ${m.event} for unknown port ${m.id}`); return; }
+    if (!port) {
+      this.anomalies.push(`control event ${m.event} for unknown port ${m.id}`);
+      return;
+    }
     switch (m.event) {
       case Ctrl.PORT_REMOVE:
         port.removed = true;
@@ -498,7 +592,10 @@ export class ConsoleDriver extends EventEmitter {
         await this.sendControl(m.id, Ctrl.PORT_OPEN, 1);
         break;
       case Ctrl.RESIZE:
-        if (m.payload.length < 4) { this.anomalies.push(`RESIZE for port ${m.id} with ${m.payload.length}-byte payload`); break; }
+        if (m.payload.length < 4) {
+          this.anomalies.push(`RESIZE for port ${m.id} with ${m.payload.length}-byte payload`);
+          break;
+        }
         if (!port.console) this.anomalies.push(`RESIZE for non-console port ${m.id} (Linux ignores it)`);
         port.resizes.push([m.payload.readUInt16LE(0), m.payload.readUInt16LE(2)]);
         break;
@@ -528,15 +625,27 @@ export class ConsoleDriver extends EventEmitter {
     if (pred()) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const check = () => {
-        if (pred()) { cleanup(); resolve(); }
-        else if (!this.fe.connected) { cleanup(); reject(new Error(`connection closed while waiting for ${what}`)); }
+        if (pred()) {
+          cleanup();
+          resolve();
+        } else if (!this.fe.connected) {
+          cleanup();
+          reject(new Error(`connection closed while waiting for ${what}`));
+        }
       };
       const timer = setTimeout(() => {
         cleanup();
         const seen = this.problems();
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}${seen.length ? `; problems seen: ${seen.join('; ')}` : ''}`));
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for ${what}${seen.length ? `; problems seen: ${seen.join('; ')}` : ''}`,
+          ),
+        );
       }, timeoutMs);
-      const cleanup = () => { clearTimeout(timer); this.off('change', check); };
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.off('change', check);
+      };
       this.on('change', check);
     });
   }

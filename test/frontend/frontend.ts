@@ -8,9 +8,31 @@ import { close, connectUnix, eventfd, eventfdSignal, sendWithFds, shutdownWrite,
 import { GuestMemory, type GuestMemoryOptions } from './memory.js';
 import { EventfdPoller } from './poller.js';
 import {
-  BackendReq, F, FLAG_NEED_REPLY, FLAG_REPLY, FLAG_VERSION, HEADER_SIZE, ProtoF, REPLYING, Req, Status,
-  bit, configMsg, decodeHeader, encodeMessage, has, memRegionMsg, memTable, readConfigMsg, readU64,
-  readVringState, reqName, u64, vringAddr, vringState, type VringAddr,
+  BackendReq,
+  F,
+  FLAG_NEED_REPLY,
+  FLAG_REPLY,
+  FLAG_VERSION,
+  HEADER_SIZE,
+  ProtoF,
+  REPLYING,
+  Req,
+  Status,
+  bit,
+  configMsg,
+  decodeHeader,
+  encodeMessage,
+  has,
+  memRegionMsg,
+  memTable,
+  readConfigMsg,
+  readU64,
+  readVringState,
+  reqName,
+  u64,
+  vringAddr,
+  vringState,
+  type VringAddr,
 } from './protocol.js';
 import { SplitQueue, type IndirectMode } from './virtqueue.js';
 
@@ -41,8 +63,15 @@ export interface FrontendOptions {
 }
 
 /** Protocol features this front-end knows how to use (QEMU knows more; these are the ones we implement). */
-const KNOWN_PROTOCOL = [ProtoF.MQ, ProtoF.REPLY_ACK, ProtoF.BACKEND_REQ, ProtoF.CONFIG, ProtoF.RESET_DEVICE,
-  ProtoF.CONFIGURE_MEM_SLOTS, ProtoF.STATUS].reduce((m, b) => m | bit(b), 0n);
+const KNOWN_PROTOCOL = [
+  ProtoF.MQ,
+  ProtoF.REPLY_ACK,
+  ProtoF.BACKEND_REQ,
+  ProtoF.CONFIG,
+  ProtoF.RESET_DEVICE,
+  ProtoF.CONFIGURE_MEM_SLOTS,
+  ProtoF.STATUS,
+].reduce((m, b) => m | bit(b), 0n);
 
 export interface InitResult {
   features: bigint;
@@ -59,9 +88,17 @@ export interface StartHooks {
   vringAddr?: (a: VringAddr) => VringAddr;
 }
 
-export interface BackendMessage { request: number; flags: number; payload: Buffer }
+export interface BackendMessage {
+  request: number;
+  flags: number;
+  payload: Buffer;
+}
 
-interface Pending { request: number; resolve: (payload: Buffer) => void; reject: (e: Error) => void }
+interface Pending {
+  request: number;
+  resolve: (payload: Buffer) => void;
+  reject: (e: Error) => void;
+}
 
 export class VhostUserFrontend {
   readonly mem: GuestMemory;
@@ -93,14 +130,28 @@ export class VhostUserFrontend {
 
   private constructor(opts: FrontendOptions) {
     this.opts = {
-      queueSize: 256, replyAck: true, memSlots: true, status: true, backendReq: true, needReplyOnFdRequests: true,
-      eventIdx: true, indirect: 'auto', separateRingParts: false, replyTimeoutMs: 5000, ...opts,
+      queueSize: 256,
+      replyAck: true,
+      memSlots: true,
+      status: true,
+      backendReq: true,
+      needReplyOnFdRequests: true,
+      eventIdx: true,
+      indirect: 'auto',
+      separateRingParts: false,
+      replyTimeoutMs: 5000,
+      ...opts,
     };
     this.calls = new Array(opts.numQueues).fill(0);
     this.fd = connectUnix(opts.socketPath);
     this.mem = new GuestMemory(opts.memory);
     this.sock = new net.Socket({ fd: this.fd, readable: true, writable: false });
-    this.closed = new Promise((resolve) => this.sock.once('close', () => { this.onClosed(); resolve(); }));
+    this.closed = new Promise((resolve) =>
+      this.sock.once('close', () => {
+        this.onClosed();
+        resolve();
+      }),
+    );
     this.sock.on('error', () => {});
     this.sock.on('data', (d: Buffer) => this.onData(d));
   }
@@ -110,9 +161,15 @@ export class VhostUserFrontend {
     return new VhostUserFrontend(opts);
   }
 
-  get connected(): boolean { return !this.isClosed; }
-  get options(): Readonly<Required<Omit<FrontendOptions, 'memory'>>> { return this.opts; }
-  hasProtocol(b: number): boolean { return has(this.protocolFeatures, b); }
+  get connected(): boolean {
+    return !this.isClosed;
+  }
+  get options(): Readonly<Required<Omit<FrontendOptions, 'memory'>>> {
+    return this.opts;
+  }
+  hasProtocol(b: number): boolean {
+    return has(this.protocolFeatures, b);
+  }
 
   // ---- raw transport ----
 
@@ -134,10 +191,16 @@ export class VhostUserFrontend {
       const payload = Buffer.from(this.rx.subarray(HEADER_SIZE, HEADER_SIZE + h.size));
       this.rx = this.rx.subarray(HEADER_SIZE + h.size);
       const p = this.pending;
-      if (!p) { this.protocolErrors.push(`unsolicited message from backend: ${reqName(h.request)} flags 0x${h.flags.toString(16)} size ${h.size}`); continue; }
+      if (!p) {
+        this.protocolErrors.push(
+          `unsolicited message from backend: ${reqName(h.request)} flags 0x${h.flags.toString(16)} size ${h.size}`,
+        );
+        continue;
+      }
       this.pending = undefined;
       if (h.request !== p.request) p.reject(new Error(`reply to ${reqName(p.request)} names ${reqName(h.request)}`));
-      else if (h.flags !== (FLAG_VERSION | FLAG_REPLY)) p.reject(new Error(`reply to ${reqName(p.request)} has flags 0x${h.flags.toString(16)}, QEMU requires 0x5`));
+      else if (h.flags !== (FLAG_VERSION | FLAG_REPLY))
+        p.reject(new Error(`reply to ${reqName(p.request)} has flags 0x${h.flags.toString(16)}, QEMU requires 0x5`));
       else p.resolve(payload);
     }
   }
@@ -154,7 +217,11 @@ export class VhostUserFrontend {
    * Requests are serialised like QEMU's (one outstanding at a time). A REPLY_ACK answer other
    * than 0 rejects.
    */
-  request(request: number, payload?: Uint8Array, o: { fds?: readonly number[]; needReply?: boolean } = {}): Promise<Buffer | undefined> {
+  request(
+    request: number,
+    payload?: Uint8Array,
+    o: { fds?: readonly number[]; needReply?: boolean } = {},
+  ): Promise<Buffer | undefined> {
     const run = async (): Promise<Buffer | undefined> => {
       if (this.isClosed) throw new Error(`${reqName(request)}: connection is closed`);
       const flags = FLAG_VERSION | (o.needReply ? FLAG_NEED_REPLY : 0);
@@ -168,8 +235,14 @@ export class VhostUserFrontend {
           }, this.opts.replyTimeoutMs);
           this.pending = {
             request,
-            resolve: (b) => { clearTimeout(timer); resolve(b); },
-            reject: (e) => { clearTimeout(timer); reject(e); },
+            resolve: (b) => {
+              clearTimeout(timer);
+              resolve(b);
+            },
+            reject: (e) => {
+              clearTimeout(timer);
+              reject(e);
+            },
           };
         });
       }
@@ -199,7 +272,9 @@ export class VhostUserFrontend {
     return readU64(b!);
   }
 
-  private ack(): boolean { return this.hasProtocol(ProtoF.REPLY_ACK); }
+  private ack(): boolean {
+    return this.hasProtocol(ProtoF.REPLY_ACK);
+  }
 
   // ---- QEMU's sequences ----
 
@@ -221,9 +296,11 @@ export class VhostUserFrontend {
       await this.request(Req.SET_PROTOCOL_FEATURES, u64(this.protocolFeatures));
       if (this.hasProtocol(ProtoF.MQ)) {
         res.queueNum = Number(await this.getU64(Req.GET_QUEUE_NUM));
-        if (res.queueNum < o.numQueues) throw new Error(`backend supports ${res.queueNum} queues, the device has ${o.numQueues}`);
+        if (res.queueNum < o.numQueues)
+          throw new Error(`backend supports ${res.queueNum} queues, the device has ${o.numQueues}`);
       }
-      if (this.hasProtocol(ProtoF.CONFIGURE_MEM_SLOTS)) res.maxMemSlots = Number(await this.getU64(Req.GET_MAX_MEM_SLOTS));
+      if (this.hasProtocol(ProtoF.CONFIGURE_MEM_SLOTS))
+        res.maxMemSlots = Number(await this.getU64(Req.GET_MAX_MEM_SLOTS));
       if (this.hasProtocol(ProtoF.BACKEND_REQ)) await this.openBackendChannel();
     }
     await this.request(Req.SET_OWNER);
@@ -264,7 +341,8 @@ export class VhostUserFrontend {
         const payload = Buffer.from(buf.subarray(HEADER_SIZE, HEADER_SIZE + h.size));
         buf = buf.subarray(HEADER_SIZE + h.size);
         this.backendMessages.push({ request: h.request, flags: h.flags, payload });
-        if (h.request !== BackendReq.CONFIG_CHANGE_MSG) this.protocolErrors.push(`unexpected backend-channel request ${h.request}`);
+        if (h.request !== BackendReq.CONFIG_CHANGE_MSG)
+          this.protocolErrors.push(`unexpected backend-channel request ${h.request}`);
         if (h.flags & FLAG_NEED_REPLY) s.write(encodeMessage(h.request, u64(0), FLAG_VERSION | FLAG_REPLY));
         for (const l of this.backendListeners) l(h.request, payload);
       }
@@ -272,13 +350,16 @@ export class VhostUserFrontend {
   }
 
   private readonly backendListeners: ((request: number, payload: Buffer) => void)[] = [];
-  onBackendMessage(l: (request: number, payload: Buffer) => void): void { this.backendListeners.push(l); }
+  onBackendMessage(l: (request: number, payload: Buffer) => void): void {
+    this.backendListeners.push(l);
+  }
 
   /** GET_CONFIG of `size` bytes at offset 0, as QEMU does on every guest config read. */
   async getConfig(size: number): Promise<Buffer> {
     const b = await this.request(Req.GET_CONFIG, configMsg(0, size));
     const c = readConfigMsg(b!);
-    if (c.size !== size || c.offset !== 0) throw new Error(`GET_CONFIG reply has offset ${c.offset} size ${c.size}, asked 0/${size}`);
+    if (c.size !== size || c.offset !== 0)
+      throw new Error(`GET_CONFIG reply has offset ${c.offset} size ${c.size}, asked 0/${size}`);
     return c.data;
   }
 
@@ -315,14 +396,15 @@ export class VhostUserFrontend {
     if (this.hasProtocol(ProtoF.CONFIGURE_MEM_SLOTS)) {
       // QEMU sends only the difference to the regions the backend already has: nothing on a
       // second start (guest reboot) with the same RAM.
-      if (!this.memAdded) await this.request(Req.ADD_MEM_REG, memRegionMsg(region), { fds: [this.mem.fd], needReply: this.ack() });
+      if (!this.memAdded)
+        await this.request(Req.ADD_MEM_REG, memRegionMsg(region), { fds: [this.mem.fd], needReply: this.ack() });
       this.memAdded = true;
     } else {
       await this.request(Req.SET_MEM_TABLE, memTable([region]), { fds: [this.mem.fd], needReply: this.ack() });
     }
     const qopts = {
       eventIdx: o.eventIdx && has(acked, F.RING_EVENT_IDX),
-      indirect: has(acked, F.RING_INDIRECT_DESC) ? o.indirect : 'never' as IndirectMode,
+      indirect: has(acked, F.RING_INDIRECT_DESC) ? o.indirect : ('never' as IndirectMode),
       separateParts: o.separateRingParts,
     };
     const fdReply = this.ack() && o.needReplyOnFdRequests;
@@ -345,7 +427,11 @@ export class VhostUserFrontend {
         call = this.callFds[i] = this.newEventfd();
         EventfdPoller.shared.watch(call, () => {
           this.calls[i]!++;
-          try { this.callHandlers[i]?.(); } catch (e) { this.protocolErrors.push(`queue ${i} call handler threw: ${String(e)}`); }
+          try {
+            this.callHandlers[i]?.();
+          } catch (e) {
+            this.protocolErrors.push(`queue ${i} call handler threw: ${String(e)}`);
+          }
         });
       }
       await this.request(Req.SET_VRING_CALL, u64(i), { fds: [call], needReply: fdReply });
@@ -381,7 +467,8 @@ export class VhostUserFrontend {
       if (s.index !== i) throw new Error(`GET_VRING_BASE ${i} answered for queue ${s.index}`);
       bases.push(s.num);
     }
-    if (o.statusReset && this.hasProtocol(ProtoF.STATUS)) await this.request(Req.SET_STATUS, u64(0), { needReply: false });
+    if (o.statusReset && this.hasProtocol(ProtoF.STATUS))
+      await this.request(Req.SET_STATUS, u64(0), { needReply: false });
     return bases;
   }
 
@@ -389,7 +476,10 @@ export class VhostUserFrontend {
   kick(i: number): void {
     const q = this.queues[i];
     if (!q || this.isClosed) return;
-    if (q.needsKick()) { this.kicks++; eventfdSignal(this.kickFds[i]!); }
+    if (q.needsKick()) {
+      this.kicks++;
+      eventfdSignal(this.kickFds[i]!);
+    }
   }
 
   /** Kicks regardless of suppression (e.g. to poke a crafted ring). */
@@ -398,7 +488,9 @@ export class VhostUserFrontend {
     eventfdSignal(this.kickFds[i]!);
   }
 
-  onCall(i: number, handler: () => void): void { this.callHandlers[i] = handler; }
+  onCall(i: number, handler: () => void): void {
+    this.callHandlers[i] = handler;
+  }
 
   /** Closes the connection and frees everything; safe to call twice. */
   async close(): Promise<void> {

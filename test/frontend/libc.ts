@@ -45,7 +45,10 @@ export function errno(): number {
 }
 
 export class SysError extends Error {
-  constructor(readonly call: string, readonly errno: number) {
+  constructor(
+    readonly call: string,
+    readonly errno: number,
+  ) {
     super(`${call} failed: errno ${errno}`);
   }
 }
@@ -76,8 +79,18 @@ export function mmapShared(fd: number, length: number, offset = 0): bigint {
  * old mapping (and its hold on a memfd) goes away, but the addresses stay valid.
  */
 export function remapAnonymous(addr: bigint, length: number): void {
-  const MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
-  const p = c.mmap(addr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) as bigint;
+  const MAP_PRIVATE = 2,
+    MAP_FIXED = 0x10,
+    MAP_ANONYMOUS = 0x20,
+    MAP_NORESERVE = 0x4000;
+  const p = c.mmap(
+    addr,
+    length,
+    PROT_READ | PROT_WRITE,
+    MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE,
+    -1,
+    0,
+  ) as bigint;
   if (p !== addr) throw new SysError('mmap(MAP_FIXED)', errno());
 }
 
@@ -123,7 +136,8 @@ export function pollAsync(fds: readonly number[], timeoutMs: number): Promise<nu
     // koffi hands the async call's failure as an Error.
     c.poll.async(pfd, fds.length, timeoutMs, (err: Error | null, r: number) => {
       if (err) reject(err);
-      else if (r < 0) resolve(fds.map(() => 0)); // EINTR: the caller just polls again
+      else if (r < 0)
+        resolve(fds.map(() => 0)); // EINTR: the caller just polls again
       else resolve(fds.map((_, i) => pfd[i * 2 + 1]! >>> 16));
     });
   });
@@ -132,7 +146,10 @@ export function pollAsync(fds: readonly number[], timeoutMs: number): Promise<nu
 // struct pollfd { int fd; short events; short revents; } as two int32s (little endian).
 function pollfds(fds: readonly number[]): Int32Array {
   const pfd = new Int32Array(fds.length * 2);
-  fds.forEach((fd, i) => { pfd[i * 2] = fd; pfd[i * 2 + 1] = POLLIN; });
+  fds.forEach((fd, i) => {
+    pfd[i * 2] = fd;
+    pfd[i * 2 + 1] = POLLIN;
+  });
   return pfd;
 }
 
@@ -210,7 +227,10 @@ export function sendWithFds(sock: number, data: Uint8Array, fds: readonly number
     const r = Number(c.sendmsg(sock, ptr, 0x4000 /* MSG_NOSIGNAL */));
     if (r < 0) {
       const e = errno();
-      if (e === EAGAIN) { pollOut(sock); continue; }
+      if (e === EAGAIN) {
+        pollOut(sock);
+        continue;
+      }
       if (e === EINTR) continue;
       throw new SysError('sendmsg', e);
     }

@@ -3,7 +3,10 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { GuestMemory } from './memory.js';
 
-const memfdMaps = () => readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('memfd:vhc-test-guest-ram')).length;
+const memfdMaps = () =>
+  readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('memfd:vhc-test-guest-ram')).length;
 
 describe('GuestMemory', () => {
   it('is a shared memfd mapping with a bump allocator and two address spaces', () => {

@@ -59,8 +59,12 @@ export class GuestMemory {
     return off;
   }
 
-  gpa(offset: number): bigint { return this.guestBase + BigInt(offset); }
-  uaddr(offset: number): bigint { return this.userBase + BigInt(offset); }
+  gpa(offset: number): bigint {
+    return this.guestBase + BigInt(offset);
+  }
+  uaddr(offset: number): bigint {
+    return this.userBase + BigInt(offset);
+  }
 
   /** Offset of a GPA, or -1 when [gpa, gpa+len) is not inside guest memory. */
   offsetOfGpa(gpa: bigint, len = 1): number {
@@ -70,7 +74,12 @@ export class GuestMemory {
   }
 
   region(): MemRegion {
-    return { guestPhysAddr: this.guestBase, memorySize: BigInt(this.size), userspaceAddr: this.userBase, mmapOffset: 0n };
+    return {
+      guestPhysAddr: this.guestBase,
+      memorySize: BigInt(this.size),
+      userspaceAddr: this.userBase,
+      mmapOffset: 0n,
+    };
   }
 
   /**

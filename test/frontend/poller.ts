@@ -24,7 +24,10 @@ export class EventfdPoller {
     this.handlers.set(fd, handler);
     this.wake ??= eventfd();
     if (this.running) eventfdSignal(this.wake);
-    else { this.running = true; void this.loop(); }
+    else {
+      this.running = true;
+      void this.loop();
+    }
   }
 
   /**
@@ -59,7 +62,11 @@ export class EventfdPoller {
         const h = this.handlers.get(fd);
         if (!h) continue; // unwatched while we polled: the fd may already be someone else's
         eventfdDrain(fd);
-        try { h(); } catch (e) { this.onError(e); }
+        try {
+          h();
+        } catch (e) {
+          this.onError(e);
+        }
       }
     }
     this.running = false;

@@ -3,13 +3,26 @@ import { describe, expect, it } from 'vitest';
 import { close, eventfd, eventfdDrain, eventfdSignal } from './libc.js';
 import { EventfdPoller } from './poller.js';
 import {
-  FLAG_NEED_REPLY, FLAG_VERSION, Req, configMsg, decodeHeader, encodeMessage, memRegionMsg, memTable,
-  parseConsoleConfig, readConfigMsg, vringAddr,
+  FLAG_NEED_REPLY,
+  FLAG_VERSION,
+  Req,
+  configMsg,
+  decodeHeader,
+  encodeMessage,
+  memRegionMsg,
+  memTable,
+  parseConsoleConfig,
+  readConfigMsg,
+  vringAddr,
 } from './protocol.js';
 
 describe('vhost-user encoding', () => {
   it('writes the 12-byte header little endian with the payload size', () => {
-    const m = encodeMessage(Req.SET_VRING_ENABLE, Buffer.from([1, 0, 0, 0, 1, 0, 0, 0]), FLAG_VERSION | FLAG_NEED_REPLY);
+    const m = encodeMessage(
+      Req.SET_VRING_ENABLE,
+      Buffer.from([1, 0, 0, 0, 1, 0, 0, 0]),
+      FLAG_VERSION | FLAG_NEED_REPLY,
+    );
     expect([...m.subarray(0, 12)]).toEqual([18, 0, 0, 0, 9, 0, 0, 0, 8, 0, 0, 0]);
     expect(decodeHeader(m)).toEqual({ request: 18, flags: 9, size: 8 });
   });
@@ -26,7 +39,13 @@ describe('vhost-user encoding', () => {
     expect(one.readBigUInt64LE(8)).toBe(0x1000n);
     expect(one.readBigUInt64LE(32)).toBe(0x10n);
     const a = vringAddr({ index: 3, desc: 1n, used: 2n, avail: 3n, log: 4n });
-    expect([a.readUInt32LE(0), a.readBigUInt64LE(8), a.readBigUInt64LE(16), a.readBigUInt64LE(24), a.readBigUInt64LE(32)]).toEqual([3, 1n, 2n, 3n, 4n]);
+    expect([
+      a.readUInt32LE(0),
+      a.readBigUInt64LE(8),
+      a.readBigUInt64LE(16),
+      a.readBigUInt64LE(24),
+      a.readBigUInt64LE(32),
+    ]).toEqual([3, 1n, 2n, 3n, 4n]);
   });
 
   it('parses a config reply and the 12-byte console config', () => {
@@ -48,9 +67,17 @@ describe('EventfdPoller', () => {
     const b = eventfd();
     const seen: string[] = [];
     let wake!: () => void;
-    const twice = new Promise<void>((r) => { wake = r; });
-    p.watch(a, () => { seen.push('a'); if (seen.length === 2) wake(); });
-    p.watch(b, () => { seen.push('b'); if (seen.length === 2) wake(); });
+    const twice = new Promise<void>((r) => {
+      wake = r;
+    });
+    p.watch(a, () => {
+      seen.push('a');
+      if (seen.length === 2) wake();
+    });
+    p.watch(b, () => {
+      seen.push('b');
+      if (seen.length === 2) wake();
+    });
     let ticks = 0;
     const t = setInterval(() => ticks++, 1);
     await new Promise((r) => setTimeout(r, 20));

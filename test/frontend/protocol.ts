@@ -4,30 +4,73 @@
 import type { MemRegion } from './memory.js';
 
 export const Req = {
-  GET_FEATURES: 1, SET_FEATURES: 2, SET_OWNER: 3, RESET_OWNER: 4, SET_MEM_TABLE: 5,
-  SET_LOG_BASE: 6, SET_LOG_FD: 7, SET_VRING_NUM: 8, SET_VRING_ADDR: 9, SET_VRING_BASE: 10,
-  GET_VRING_BASE: 11, SET_VRING_KICK: 12, SET_VRING_CALL: 13, SET_VRING_ERR: 14,
-  GET_PROTOCOL_FEATURES: 15, SET_PROTOCOL_FEATURES: 16, GET_QUEUE_NUM: 17, SET_VRING_ENABLE: 18,
-  SEND_RARP: 19, NET_SET_MTU: 20, SET_BACKEND_REQ_FD: 21, IOTLB_MSG: 22, SET_VRING_ENDIAN: 23,
-  GET_CONFIG: 24, SET_CONFIG: 25, RESET_DEVICE: 34, GET_MAX_MEM_SLOTS: 36, ADD_MEM_REG: 37,
-  REM_MEM_REG: 38, SET_STATUS: 39, GET_STATUS: 40,
+  GET_FEATURES: 1,
+  SET_FEATURES: 2,
+  SET_OWNER: 3,
+  RESET_OWNER: 4,
+  SET_MEM_TABLE: 5,
+  SET_LOG_BASE: 6,
+  SET_LOG_FD: 7,
+  SET_VRING_NUM: 8,
+  SET_VRING_ADDR: 9,
+  SET_VRING_BASE: 10,
+  GET_VRING_BASE: 11,
+  SET_VRING_KICK: 12,
+  SET_VRING_CALL: 13,
+  SET_VRING_ERR: 14,
+  GET_PROTOCOL_FEATURES: 15,
+  SET_PROTOCOL_FEATURES: 16,
+  GET_QUEUE_NUM: 17,
+  SET_VRING_ENABLE: 18,
+  SEND_RARP: 19,
+  NET_SET_MTU: 20,
+  SET_BACKEND_REQ_FD: 21,
+  IOTLB_MSG: 22,
+  SET_VRING_ENDIAN: 23,
+  GET_CONFIG: 24,
+  SET_CONFIG: 25,
+  RESET_DEVICE: 34,
+  GET_MAX_MEM_SLOTS: 36,
+  ADD_MEM_REG: 37,
+  REM_MEM_REG: 38,
+  SET_STATUS: 39,
+  GET_STATUS: 40,
 } as const;
 
 /** Backend -> front-end requests on the backend channel. */
 export const BackendReq = { IOTLB_MSG: 1, CONFIG_CHANGE_MSG: 2 } as const;
 
 export const ProtoF = {
-  MQ: 0, LOG_SHMFD: 1, RARP: 2, REPLY_ACK: 3, MTU: 4, BACKEND_REQ: 5, CROSS_ENDIAN: 6,
-  CRYPTO_SESSION: 7, PAGEFAULT: 8, CONFIG: 9, BACKEND_SEND_FD: 10, HOST_NOTIFIER: 11,
-  INFLIGHT_SHMFD: 12, RESET_DEVICE: 13, INBAND_NOTIFICATIONS: 14, CONFIGURE_MEM_SLOTS: 15,
+  MQ: 0,
+  LOG_SHMFD: 1,
+  RARP: 2,
+  REPLY_ACK: 3,
+  MTU: 4,
+  BACKEND_REQ: 5,
+  CROSS_ENDIAN: 6,
+  CRYPTO_SESSION: 7,
+  PAGEFAULT: 8,
+  CONFIG: 9,
+  BACKEND_SEND_FD: 10,
+  HOST_NOTIFIER: 11,
+  INFLIGHT_SHMFD: 12,
+  RESET_DEVICE: 13,
+  INBAND_NOTIFICATIONS: 14,
+  CONFIGURE_MEM_SLOTS: 15,
   STATUS: 16,
 } as const;
 
 /** Virtio feature bits that matter to a console front-end. */
 export const F = {
-  CONSOLE_SIZE: 0, CONSOLE_MULTIPORT: 1, CONSOLE_EMERG_WRITE: 2,
-  RING_INDIRECT_DESC: 28, RING_EVENT_IDX: 29, PROTOCOL_FEATURES: 30, VERSION_1: 32,
-  ACCESS_PLATFORM: 33, RING_PACKED: 34,
+  CONSOLE_SIZE: 0,
+  CONSOLE_MULTIPORT: 1,
+  CONSOLE_EMERG_WRITE: 2,
+  RING_INDIRECT_DESC: 28,
+  RING_EVENT_IDX: 29,
+  PROTOCOL_FEATURES: 30,
+  VERSION_1: 32,
+  ACCESS_PLATFORM: 33,
+  RING_PACKED: 34,
 } as const;
 
 export const bit = (n: number): bigint => 1n << BigInt(n);
@@ -41,7 +84,11 @@ export const HEADER_SIZE = 12;
 /** Virtio device status bits (SET_STATUS). */
 export const Status = { ACKNOWLEDGE: 1, DRIVER: 2, DRIVER_OK: 4, FEATURES_OK: 8 } as const;
 
-export interface Header { request: number; flags: number; size: number }
+export interface Header {
+  request: number;
+  flags: number;
+  size: number;
+}
 
 export function encodeMessage(request: number, payload: Uint8Array = new Uint8Array(0), flags = FLAG_VERSION): Buffer {
   const b = Buffer.alloc(HEADER_SIZE + payload.length);
@@ -82,7 +129,14 @@ export function readVringState(b: Uint8Array): { index: number; num: number } {
   return { index: buf.readUInt32LE(0), num: buf.readUInt32LE(4) };
 }
 
-export interface VringAddr { index: number; flags?: number; desc: bigint; used: bigint; avail: bigint; log?: bigint }
+export interface VringAddr {
+  index: number;
+  flags?: number;
+  desc: bigint;
+  used: bigint;
+  avail: bigint;
+  log?: bigint;
+}
 
 /** struct vhost_vring_addr: index, flags, then desc, used, avail, log user addresses (u64). */
 export function vringAddr(a: VringAddr): Buffer {
@@ -137,7 +191,12 @@ export function readConfigMsg(b: Uint8Array): { offset: number; size: number; fl
 }
 
 /** Virtio console config space: le16 cols, le16 rows, le32 max_nr_ports, le32 emerg_wr. */
-export interface ConsoleConfig { cols: number; rows: number; maxNrPorts: number; emergWr: number }
+export interface ConsoleConfig {
+  cols: number;
+  rows: number;
+  maxNrPorts: number;
+  emergWr: number;
+}
 
 export function parseConsoleConfig(b: Uint8Array): ConsoleConfig {
   if (b.length < 8) throw new Error(`console config needs at least 8 bytes, got ${b.length}`);
@@ -152,8 +211,13 @@ export function parseConsoleConfig(b: Uint8Array): ConsoleConfig {
 
 /** Which requests are answered with a payload even without NEED_REPLY. */
 export const REPLYING: ReadonlySet<number> = new Set([
-  Req.GET_FEATURES, Req.GET_PROTOCOL_FEATURES, Req.GET_VRING_BASE, Req.GET_QUEUE_NUM,
-  Req.GET_CONFIG, Req.GET_MAX_MEM_SLOTS, Req.GET_STATUS,
+  Req.GET_FEATURES,
+  Req.GET_PROTOCOL_FEATURES,
+  Req.GET_VRING_BASE,
+  Req.GET_QUEUE_NUM,
+  Req.GET_CONFIG,
+  Req.GET_MAX_MEM_SLOTS,
+  Req.GET_STATUS,
 ]);
 
 export function reqName(r: number): string {

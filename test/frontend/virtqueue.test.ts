@@ -5,7 +5,9 @@ import { GuestMemory } from './memory.js';
 import { DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, SplitQueue, type QueueOptions } from './virtqueue.js';
 
 const mems: GuestMemory[] = [];
-afterEach(() => { for (const m of mems.splice(0)) m.close(); });
+afterEach(() => {
+  for (const m of mems.splice(0)) m.close();
+});
 
 function setup(size: number, opts: Partial<QueueOptions> = {}) {
   const mem = new GuestMemory({ size: 4 << 20, guestBase: 0x100000000n });
@@ -18,8 +20,13 @@ function setup(size: number, opts: Partial<QueueOptions> = {}) {
 class Device {
   lastAvail = 0;
   usedIdx = 0;
-  constructor(private readonly mem: GuestMemory, private readonly q: SplitQueue<string>) {}
-  private dv() { return this.mem.view; }
+  constructor(
+    private readonly mem: GuestMemory,
+    private readonly q: SplitQueue<string>,
+  ) {}
+  private dv() {
+    return this.mem.view;
+  }
   pop(): { head: number; segs: { off: number; len: number; flags: number }[] } | undefined {
     const dv = this.dv();
     const availIdx = dv.getUint16(this.q.availOff + 2, true);
@@ -36,7 +43,11 @@ class Device {
       const flags = dv.getUint16(d + 12, true);
       const off = this.mem.offsetOfGpa(addr, len);
       expect(off).toBeGreaterThanOrEqual(0);
-      if (flags & DESC_F_INDIRECT) { table = off; i = 0; continue; }
+      if (flags & DESC_F_INDIRECT) {
+        table = off;
+        i = 0;
+        continue;
+      }
       segs.push({ off, len, flags });
       if (!(flags & DESC_F_NEXT)) break;
       i = dv.getUint16(d + 14, true);
@@ -51,8 +62,12 @@ class Device {
     this.usedIdx = (this.usedIdx + 1) & 0xffff;
     dv.setUint16(this.q.usedOff + 2, this.usedIdx, true);
   }
-  setAvailEvent(v: number) { this.dv().setUint16(this.q.usedOff + 4 + 8 * this.q.size, v, true); }
-  usedEvent(): number { return this.dv().getUint16(this.q.availOff + 4 + 2 * this.q.size, true); }
+  setAvailEvent(v: number) {
+    this.dv().setUint16(this.q.usedOff + 4 + 8 * this.q.size, v, true);
+  }
+  usedEvent(): number {
+    return this.dv().getUint16(this.q.availOff + 4 + 2 * this.q.size, true);
+  }
 }
 
 describe('SplitQueue (driver side)', () => {
@@ -91,9 +106,26 @@ describe('SplitQueue (driver side)', () => {
     const { mem, q } = setup(4);
     const dev = new Device(mem, q);
     const o = mem.alloc(64);
-    expect(q.add([{ offset: o, len: 8, writable: false }, { offset: o + 8, len: 8, writable: true }, { offset: o + 16, len: 8, writable: true }], 'c')).toBe(true);
+    expect(
+      q.add(
+        [
+          { offset: o, len: 8, writable: false },
+          { offset: o + 8, len: 8, writable: true },
+          { offset: o + 16, len: 8, writable: true },
+        ],
+        'c',
+      ),
+    ).toBe(true);
     expect(q.numFree).toBe(1);
-    expect(q.add([{ offset: o, len: 1, writable: false }, { offset: o, len: 1, writable: false }], 'no room')).toBe(false);
+    expect(
+      q.add(
+        [
+          { offset: o, len: 1, writable: false },
+          { offset: o, len: 1, writable: false },
+        ],
+        'no room',
+      ),
+    ).toBe(false);
     const p = dev.pop()!;
     expect(p.segs.map((s) => s.flags)).toEqual([DESC_F_NEXT, DESC_F_NEXT | DESC_F_WRITE, DESC_F_WRITE]);
     dev.push(p.head, 16);
@@ -107,14 +139,23 @@ describe('SplitQueue (driver side)', () => {
       const dev = new Device(mem, q);
       const o = mem.alloc(64);
       q.add([{ offset: o, len: 4, writable: false }], 'single');
-      q.add([{ offset: o, len: 4, writable: false }, { offset: o + 4, len: 4, writable: true }], 'multi');
+      q.add(
+        [
+          { offset: o, len: 4, writable: false },
+          { offset: o + 4, len: 4, writable: true },
+        ],
+        'multi',
+      );
       expect(q.numFree).toBe(mode === 'auto' ? 2 : 2);
       const flags = (h: number) => mem.view.getUint16(q.descOff + 16 * h + 12, true);
       const s = dev.pop()!;
       const m = dev.pop()!;
       expect(flags(s.head) & DESC_F_INDIRECT).toBe(mode === 'always' ? DESC_F_INDIRECT : 0);
       expect(flags(m.head)).toBe(DESC_F_INDIRECT);
-      expect(m.segs).toEqual([{ off: o, len: 4, flags: DESC_F_NEXT }, { off: o + 4, len: 4, flags: DESC_F_WRITE }]);
+      expect(m.segs).toEqual([
+        { off: o, len: 4, flags: DESC_F_NEXT },
+        { off: o + 4, len: 4, flags: DESC_F_WRITE },
+      ]);
     }
   });
 
@@ -139,7 +180,8 @@ describe('SplitQueue (driver side)', () => {
     ev.q.add([{ offset: o, len: 1, writable: false }], 'c');
     expect(ev.q.needsKick()).toBe(true);
     // enableCallbacks publishes used_event = next used index expected
-    dev.pop(); dev.push(0, 0);
+    dev.pop();
+    dev.push(0, 0);
     expect(ev.q.getUsed()?.token).toBe('a');
     expect(ev.q.enableCallbacks()).toBe(false);
     expect(dev.usedEvent()).toBe(1);

@@ -26,9 +26,17 @@ export interface QueueOptions {
 }
 
 /** One piece of a buffer: `len` bytes at guest-memory offset `offset`. */
-export interface Segment { offset: number; len: number; writable: boolean }
+export interface Segment {
+  offset: number;
+  len: number;
+  writable: boolean;
+}
 
-export interface Used<T> { token: T; len: number; head: number }
+export interface Used<T> {
+  token: T;
+  len: number;
+  head: number;
+}
 
 export class SplitQueue<T> {
   readonly descOff: number;
@@ -49,8 +57,14 @@ export class SplitQueue<T> {
   private lastUsed = 0;
   private callbacks = true; // Linux starts with callbacks enabled
 
-  constructor(readonly mem: GuestMemory, readonly index: number, readonly size: number, readonly opts: QueueOptions) {
-    if (size <= 0 || size > 32768 || (size & (size - 1)) !== 0) throw new Error(`queue ${index}: size ${size} is not a power of 2 in 1..32768`);
+  constructor(
+    readonly mem: GuestMemory,
+    readonly index: number,
+    readonly size: number,
+    readonly opts: QueueOptions,
+  ) {
+    if (size <= 0 || size > 32768 || (size & (size - 1)) !== 0)
+      throw new Error(`queue ${index}: size ${size} is not a power of 2 in 1..32768`);
     const descLen = 16 * size;
     const availLen = 6 + 2 * size;
     const usedLen = 6 + 8 * size;
@@ -80,13 +94,27 @@ export class SplitQueue<T> {
 
   /** Addresses for SET_VRING_ADDR (front-end user addresses). */
   get addrs(): { desc: bigint; avail: bigint; used: bigint } {
-    return { desc: this.mem.uaddr(this.descOff), avail: this.mem.uaddr(this.availOff), used: this.mem.uaddr(this.usedOff) };
+    return {
+      desc: this.mem.uaddr(this.descOff),
+      avail: this.mem.uaddr(this.availOff),
+      used: this.mem.uaddr(this.usedOff),
+    };
   }
 
-  get numFree(): number { return this.free.length; }
-  get inFlight(): number { let n = 0; for (const t of this.tokens) if (t !== undefined) n++; return n; }
-  get availIndex(): number { return this.availIdx; }
-  get lastUsedIndex(): number { return this.lastUsed; }
+  get numFree(): number {
+    return this.free.length;
+  }
+  get inFlight(): number {
+    let n = 0;
+    for (const t of this.tokens) if (t !== undefined) n++;
+    return n;
+  }
+  get availIndex(): number {
+    return this.availIdx;
+  }
+  get lastUsedIndex(): number {
+    return this.lastUsed;
+  }
 
   /** Descriptors a buffer of `segs` segments takes from the ring. */
   private cost(nsegs: number): number {
@@ -98,7 +126,9 @@ export class SplitQueue<T> {
     return this.opts.indirect === 'always' || nsegs > 1;
   }
 
-  canAdd(nsegs = 1): boolean { return this.free.length >= this.cost(nsegs); }
+  canAdd(nsegs = 1): boolean {
+    return this.free.length >= this.cost(nsegs);
+  }
 
   /**
    * Makes a buffer available: device-readable segments first, then device-writable ones,
@@ -115,12 +145,26 @@ export class SplitQueue<T> {
     for (const s of segs) if (s.writable) writable += s.len;
     if (this.useIndirect(segs.length)) {
       const table = this.indirectOff + head * this.maxIndirect * 16;
-      segs.forEach((s, i) => this.writeDescAt(table + i * 16, this.mem.gpa(s.offset), s.len,
-        (s.writable ? DESC_F_WRITE : 0) | (i + 1 < segs.length ? DESC_F_NEXT : 0), i + 1 < segs.length ? i + 1 : 0));
+      segs.forEach((s, i) =>
+        this.writeDescAt(
+          table + i * 16,
+          this.mem.gpa(s.offset),
+          s.len,
+          (s.writable ? DESC_F_WRITE : 0) | (i + 1 < segs.length ? DESC_F_NEXT : 0),
+          i + 1 < segs.length ? i + 1 : 0,
+        ),
+      );
       this.writeDesc(head, this.mem.gpa(table), segs.length * 16, DESC_F_INDIRECT, 0);
     } else {
-      segs.forEach((s, i) => this.writeDesc(chain[i]!, this.mem.gpa(s.offset), s.len,
-        (s.writable ? DESC_F_WRITE : 0) | (i + 1 < segs.length ? DESC_F_NEXT : 0), chain[i + 1] ?? 0));
+      segs.forEach((s, i) =>
+        this.writeDesc(
+          chain[i]!,
+          this.mem.gpa(s.offset),
+          s.len,
+          (s.writable ? DESC_F_WRITE : 0) | (i + 1 < segs.length ? DESC_F_NEXT : 0),
+          chain[i + 1] ?? 0,
+        ),
+      );
     }
     this.tokens[head] = token;
     this.chains[head] = chain;
@@ -179,11 +223,15 @@ export class SplitQueue<T> {
       this.lastUsed = (this.lastUsed + 1) & 0xffff;
       const token = head < this.size ? this.tokens[head] : undefined;
       if (token === undefined) {
-        this.anomalies.push(`queue ${this.index}: used ring entry ${at} names descriptor ${head}, which is not in flight`);
+        this.anomalies.push(
+          `queue ${this.index}: used ring entry ${at} names descriptor ${head}, which is not in flight`,
+        );
         continue;
       }
       if (len > this.writableLen[head]!) {
-        this.anomalies.push(`queue ${this.index}: used length ${len} for descriptor ${head} exceeds its ${this.writableLen[head]} writable bytes`);
+        this.anomalies.push(
+          `queue ${this.index}: used length ${len} for descriptor ${head} exceeds its ${this.writableLen[head]} writable bytes`,
+        );
       }
       this.tokens[head] = undefined;
       for (const d of this.chains[head]!) this.free.push(d);

@@ -20,7 +20,10 @@ export function onJsonLines(sock: net.Socket, fn: (m: Record<string, unknown>) =
   });
 }
 
-export interface QmpEvent { event: string; data: Record<string, unknown> }
+export interface QmpEvent {
+  event: string;
+  data: Record<string, unknown>;
+}
 
 export class QmpClient {
   readonly events: QmpEvent[] = [];
@@ -66,11 +69,25 @@ export class QmpClient {
     const hit = find();
     if (hit) return Promise.resolve(hit);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { this.listeners.delete(check); reject(new Error(`no QMP event ${what} within ${timeoutMs} ms; got ${JSON.stringify(this.events.slice(since))}`)); }, timeoutMs);
-      const check = () => { const e = find(); if (e) { clearTimeout(timer); this.listeners.delete(check); resolve(e); } };
+      const timer = setTimeout(() => {
+        this.listeners.delete(check);
+        reject(
+          new Error(`no QMP event ${what} within ${timeoutMs} ms; got ${JSON.stringify(this.events.slice(since))}`),
+        );
+      }, timeoutMs);
+      const check = () => {
+        const e = find();
+        if (e) {
+          clearTimeout(timer);
+          this.listeners.delete(check);
+          resolve(e);
+        }
+      };
       this.listeners.add(check);
     });
   }
 
-  close(): void { this.sock.destroy(); }
+  close(): void {
+    this.sock.destroy();
+  }
 }

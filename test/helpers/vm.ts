@@ -5,7 +5,12 @@ import { ConsoleDriver, type ConsoleDriverOptions } from '../frontend/index.js';
 import { Daemon, HostClient, tmpDir } from './daemon.js';
 import { QmpClient } from './qmp.js';
 
-export interface PortDef { driver: 'virtconsole' | 'virtserialport'; chardev: string; name?: string; nr?: number }
+export interface PortDef {
+  driver: 'virtconsole' | 'virtserialport';
+  chardev: string;
+  name?: string;
+  nr?: number;
+}
 
 export interface VmSpec {
   maxPorts?: number;
@@ -31,7 +36,13 @@ export class Vm {
   private readonly hosts: HostClient[] = [];
   private readonly qmps: QmpClient[] = [];
 
-  private constructor(readonly dir: string, private readonly removeDir: () => void, readonly daemon: Daemon, readonly maxPorts: number, readonly multiport: boolean) {
+  private constructor(
+    readonly dir: string,
+    private readonly removeDir: () => void,
+    readonly daemon: Daemon,
+    readonly maxPorts: number,
+    readonly multiport: boolean,
+  ) {
     this.socket = join(dir, 'vm.sock');
   }
 
@@ -40,8 +51,20 @@ export class Vm {
     const maxPorts = spec.maxPorts ?? 4;
     const ports = spec.ports ?? DEFAULT_PORTS;
     const multiport = !(spec.extraArgs ?? []).join(' ').includes('--multiport off');
-    const args = ['--socket', join(dir, 'vm.sock'), '--console-size', spec.consoleSize ?? '80x25', ...(multiport ? ['--max-ports', String(maxPorts)] : []), '--log-level', 'debug'];
-    const chardevs = spec.chardevs ?? Object.fromEntries(ports.map((p) => [p.chardev, `socket,path=${join(dir, `${p.chardev}.sock`)},server=on,wait=off`]));
+    const args = [
+      '--socket',
+      join(dir, 'vm.sock'),
+      '--console-size',
+      spec.consoleSize ?? '80x25',
+      ...(multiport ? ['--max-ports', String(maxPorts)] : []),
+      '--log-level',
+      'debug',
+    ];
+    const chardevs =
+      spec.chardevs ??
+      Object.fromEntries(
+        ports.map((p) => [p.chardev, `socket,path=${join(dir, `${p.chardev}.sock`)},server=on,wait=off`]),
+      );
     const waitFiles = [join(dir, 'vm.sock')];
     for (const [id, def] of Object.entries(chardevs)) {
       // '@DIR@' in a chardev stands for the VM's directory (where the default sockets go).
@@ -50,7 +73,15 @@ export class Vm {
       if (backend === 'socket') waitFiles.push(join(dir, `${id}.sock`));
     }
     for (const p of ports) {
-      args.push('--device', [p.driver, `chardev=${p.chardev}`, ...(p.name ? [`name=${p.name}`] : []), ...(p.nr !== undefined ? [`nr=${p.nr}`] : [])].join(','));
+      args.push(
+        '--device',
+        [
+          p.driver,
+          `chardev=${p.chardev}`,
+          ...(p.name ? [`name=${p.name}`] : []),
+          ...(p.nr !== undefined ? [`nr=${p.nr}`] : []),
+        ].join(','),
+      );
     }
     args.push(...(spec.extraArgs ?? []));
     if (spec.control) {
@@ -67,9 +98,13 @@ export class Vm {
     return new Vm(dir, remove, daemon, maxPorts, multiport);
   }
 
-  get numQueues(): number { return this.multiport ? 2 * (this.maxPorts + 1) : 2; }
+  get numQueues(): number {
+    return this.multiport ? 2 * (this.maxPorts + 1) : 2;
+  }
 
-  chardevPath(id: string): string { return join(this.dir, `${id}.sock`); }
+  chardevPath(id: string): string {
+    return join(this.dir, `${id}.sock`);
+  }
 
   /** A test front-end + driver brought up to DEVICE_READY (tracked for cleanup). */
   async driver(o: Partial<ConsoleDriverOptions> = {}): Promise<ConsoleDriver> {

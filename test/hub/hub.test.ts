@@ -50,7 +50,16 @@ describe('hub fan-out', () => {
     await failed;
     for (let i = 0; i < 100; i++) hub.output(pattern(i * 1000, 1000));
     expect(hub.outputBlocked).toBe(false);
-    expect(r.read(1 << 20).equals(Buffer.concat([Buffer.from('first'), ...Array.from({ length: 100 }, (_, i) => pattern(i * 1000, 1000))]).subarray(-65536))).toBe(true);
+    expect(
+      r
+        .read(1 << 20)
+        .equals(
+          Buffer.concat([
+            Buffer.from('first'),
+            ...Array.from({ length: 100 }, (_, i) => pattern(i * 1000, 1000)),
+          ]).subarray(-65536),
+        ),
+    ).toBe(true);
     const st = hub.stats().members.find((m) => m.id === 'full')!;
     expect(st.failure).toMatch(/ENOSPC/);
     expect(st.lag).toBe(0);
@@ -128,8 +137,14 @@ describe('hub input', () => {
     expect(got.length).toBe(2);
     hub.resumeInput();
     await until(() => got.length === 4, 'held input');
-    expect(got.slice(2).sort()).toEqual([['kbd', 'held'], ['net', 'later']]);
-    expect(hub.stats().members.map((m) => [m.id, m.bytesIn])).toEqual([['kbd', 10], ['net', 11]]);
+    expect(got.slice(2).sort()).toEqual([
+      ['kbd', 'held'],
+      ['net', 'later'],
+    ]);
+    expect(hub.stats().members.map((m) => [m.id, m.bytesIn])).toEqual([
+      ['kbd', 10],
+      ['net', 11],
+    ]);
   });
 
   it('input=off members are viewers: their input is dropped, never paused', async () => {
@@ -204,9 +219,17 @@ describe('hub policies', () => {
   it('a console port refuses a lossless member with a clear error', async () => {
     const s = await start('ringbuf', 'strict', { policy: 'lossless' });
     const hub = hubOf('hub9', [s]);
-    const err = (() => { try { hub.bind("port 'console'", CONSOLE_MEMBER_DEFAULTS); } catch (e) { return e as Error; } })();
+    const err = (() => {
+      try {
+        hub.bind("port 'console'", CONSOLE_MEMBER_DEFAULTS);
+      } catch (e) {
+        return e as Error;
+      }
+    })();
     expect(err).toBeInstanceOf(ConfigError);
-    expect(err!.message).toBe("hub 'hub9': member 'strict' has policy=lossless, which a console port refuses (the guest would stall on console output); use policy=drop");
+    expect(err!.message).toBe(
+      "hub 'hub9': member 'strict' has policy=lossless, which a console port refuses (the guest would stall on console output); use policy=drop",
+    );
     // Attached later, the same holds.
     const other = new Hub('hub10');
     defer(() => other.close());
@@ -240,14 +263,18 @@ describe('hub membership', () => {
     const h1 = hubOf('h1', [x]);
     const common = { logappend: false, timestamp: false, member: {} };
     const build = (chardevs: string[], maxMembers = 64) =>
-      Hub.fromConfig({ backend: 'hub', id: 'h2', chardevs, maxMembers, common }, (id) => (id === 'h1' ? h1 : id === 'x' ? x : undefined));
+      Hub.fromConfig({ backend: 'hub', id: 'h2', chardevs, maxMembers, common }, (id) =>
+        id === 'h1' ? h1 : id === 'x' ? x : undefined,
+      );
     expect(() => build([])).toThrow("hub 'h2': 'chardevs' list is empty");
     expect(() => build(['nope'])).toThrow("hub 'h2': chardevs.0: no chardev 'nope'");
     expect(() => build(['x'])).toThrow("hub 'h2': member 'x' is already used by hub 'h1'");
     expect(() => build(['h1'])).toThrow("hub 'h2': chardevs.0: 'h1' is a hub; hubs cannot be stacked");
 
     h1.bind("port 'console'", CONSOLE_MEMBER_DEFAULTS);
-    expect(() => h1.bind("port 'other'", GENERIC_MEMBER_DEFAULTS)).toThrow("hub 'h1' is already used by port 'console'");
+    expect(() => h1.bind("port 'other'", GENERIC_MEMBER_DEFAULTS)).toThrow(
+      "hub 'h1' is already used by port 'console'",
+    );
 
     const small = new Hub('small', { maxMembers: 2 });
     defer(() => small.close());

@@ -27,7 +27,13 @@ describe('hub: QEMU test-char hub scenario', () => {
     const chr3 = await start('pipe', 'chr3', { path: base });
     const byId = new Map([chr1, chr2, chr3].map((c) => [c.id, c]));
     const hub = Hub.fromConfig(
-      { backend: 'hub', id: 'hub0', chardevs: ['chr1', 'chr2', 'chr3'], maxMembers: 64, common: { logappend: false, timestamp: false, member: {} } },
+      {
+        backend: 'hub',
+        id: 'hub0',
+        chardevs: ['chr1', 'chr2', 'chr3'],
+        maxMembers: 64,
+        common: { logappend: false, timestamp: false, member: {} },
+      },
       (id) => byId.get(id),
     );
     defer(() => hub.close());
@@ -52,7 +58,7 @@ describe('hub: QEMU test-char hub scenario', () => {
 
     // Write until the pipe (kernel buffer, then our bounded queue) is full.
     let len = 0;
-    for (let n; (n = write('thisisit')) !== 0; ) len += n;
+    for (let n; (n = write('thisisit')) !== 0;) len += n;
     expect(len).toBeGreaterThan(64 * 1024);
     expect(hub.outputBlocked).toBe(true);
     // Further writes are refused too.
@@ -82,6 +88,7 @@ describe('hub: QEMU test-char hub scenario', () => {
 
     const stats = hub.stats();
     expect(stats.bytesFromGuest).toBe(Buffer.concat(sent).length);
-    for (const m of stats.members) expect([m.id, m.bytesOut, m.drops, m.lag]).toEqual([m.id, stats.bytesFromGuest, 0, 0]);
+    for (const m of stats.members)
+      expect([m.id, m.bytesOut, m.drops, m.lag]).toEqual([m.id, stats.bytesFromGuest, 0, 0]);
   });
 });

@@ -3,15 +3,29 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  ConsoleDriver, DESC_F_INDIRECT, DESC_F_NEXT, F, FLAG_NEED_REPLY, FLAG_VERSION, Req, VhostUserFrontend,
-  encodeMessage, has, memTable, u64, type ConsolePort,
+  ConsoleDriver,
+  DESC_F_INDIRECT,
+  DESC_F_NEXT,
+  F,
+  FLAG_NEED_REPLY,
+  FLAG_VERSION,
+  Req,
+  VhostUserFrontend,
+  encodeMessage,
+  has,
+  memTable,
+  u64,
+  type ConsolePort,
 } from '../frontend/index.js';
 import { Vm } from '../helpers/vm.js';
 
 let vm: Vm | undefined;
-afterEach(async () => { await vm?.dispose(); vm = undefined; });
+afterEach(async () => {
+  await vm?.dispose();
+  vm = undefined;
+});
 
-const settled = (p: ConsolePort) => p.id === 0 ? p.console : p.name !== undefined;
+const settled = (p: ConsolePort) => (p.id === 0 ? p.console : p.name !== undefined);
 const WARN = 40;
 
 /** The daemon must say what was wrong (warn or worse); the line is printed for the record. */
@@ -42,7 +56,11 @@ async function expectServed(v: Vm): Promise<void> {
 /** Settles to 'closed' or 'open' once the daemon has reacted (closing, or failing the request). */
 async function outcome(fe: VhostUserFrontend, req?: Promise<unknown>): Promise<'closed' | 'failed' | 'open'> {
   if (req) {
-    try { await req; } catch { return fe.connected ? 'failed' : 'closed'; }
+    try {
+      await req;
+    } catch {
+      return fe.connected ? 'failed' : 'closed';
+    }
     return 'open';
   }
   await Promise.race([fe.closed, new Promise((r) => setTimeout(r, 1000))]);
@@ -116,7 +134,9 @@ describe('bad rings', () => {
     vm = await Vm.start();
     // Port 1's rx ring (queue 4) gets a descriptor table address nothing maps.
     const started = ConsoleDriver.start({
-      socketPath: vm.socket, numQueues: vm.numQueues, timeoutMs: 3000,
+      socketPath: vm.socket,
+      numQueues: vm.numQueues,
+      timeoutMs: 3000,
       startHooks: { vringAddr: (a) => (a.index === 4 ? { ...a, desc: 0x3fff00000000n } : a) },
     });
     const d = await started.catch(() => undefined);
@@ -130,7 +150,10 @@ describe('bad rings', () => {
    * and returns a function that ends this session (front-end and host client: a socket
    * chardev serves one client at a time).
    */
-  async function withBrokenTx(craft: (d: ConsoleDriver, qi: number) => void, o: Parameters<Vm['driver']>[0] = {}): Promise<{ d: ConsoleDriver; end: () => Promise<void> }> {
+  async function withBrokenTx(
+    craft: (d: ConsoleDriver, qi: number) => void,
+    o: Parameters<Vm['driver']>[0] = {},
+  ): Promise<{ d: ConsoleDriver; end: () => Promise<void> }> {
     vm = await Vm.start();
     const h = await vm.host('c1');
     const d = await vm.driver({ queueSize: 64, ...o });
@@ -140,7 +163,13 @@ describe('bad rings', () => {
     await d.waitFor(() => p.hostOpen, 'port 1 host-open');
     craft(d, p.txQueue);
     d.fe.forceKick(p.txQueue);
-    return { d, end: async () => { await d.close(); h.close(); } };
+    return {
+      d,
+      end: async () => {
+        await d.close();
+        h.close();
+      },
+    };
   }
 
   it('descriptor address outside guest memory', async () => {
@@ -186,7 +215,8 @@ describe('bad rings', () => {
       const buf = mem.alloc(n);
       const table = mem.alloc(16 * n, 16);
       if (has(d.features, F.RING_INDIRECT_DESC)) {
-        for (let i = 0; i < n; i++) q.writeDescAt(table + 16 * i, mem.gpa(buf + i), 1, i + 1 < n ? DESC_F_NEXT : 0, i + 1);
+        for (let i = 0; i < n; i++)
+          q.writeDescAt(table + 16 * i, mem.gpa(buf + i), 1, i + 1 < n ? DESC_F_NEXT : 0, i + 1);
         q.writeDesc(0, mem.gpa(table), 16 * n, DESC_F_INDIRECT, 0);
       } else {
         // Without indirect descriptors a chain can only outgrow the ring by revisiting one.
@@ -200,42 +230,55 @@ describe('bad rings', () => {
   });
 
   const badIndirect: [string, (d: ConsoleDriver, qi: number) => void][] = [
-    ['length not a multiple of 16', (d, qi) => {
-      const q = d.fe.queues[qi]!;
-      const table = d.fe.mem.alloc(64, 16);
-      const buf = d.fe.mem.alloc(16);
-      q.writeDescAt(table, d.fe.mem.gpa(buf), 8, 0, 0);
-      q.writeDesc(0, d.fe.mem.gpa(table), 20, DESC_F_INDIRECT, 0);
-      q.publish(0);
-    }],
-    ['an indirect descriptor inside the table', (d, qi) => {
-      const q = d.fe.queues[qi]!;
-      const table = d.fe.mem.alloc(64, 16);
-      const inner = d.fe.mem.alloc(64, 16);
-      const buf = d.fe.mem.alloc(16);
-      q.writeDescAt(inner, d.fe.mem.gpa(buf), 8, 0, 0);
-      q.writeDescAt(table, d.fe.mem.gpa(inner), 16, DESC_F_INDIRECT, 0);
-      q.writeDesc(0, d.fe.mem.gpa(table), 16, DESC_F_INDIRECT, 0);
-      q.publish(0);
-    }],
-    ['a table outside guest memory', (d, qi) => {
-      const q = d.fe.queues[qi]!;
-      q.writeDesc(0, d.fe.mem.gpa(d.fe.mem.size) + 0x100000n, 64, DESC_F_INDIRECT, 0);
-      q.publish(0);
-    }],
-    ['a next index past the table', (d, qi) => {
-      const q = d.fe.queues[qi]!;
-      const table = d.fe.mem.alloc(64, 16);
-      const buf = d.fe.mem.alloc(16);
-      q.writeDescAt(table, d.fe.mem.gpa(buf), 8, DESC_F_NEXT, 7);
-      q.writeDesc(0, d.fe.mem.gpa(table), 16, DESC_F_INDIRECT, 0);
-      q.publish(0);
-    }],
+    [
+      'length not a multiple of 16',
+      (d, qi) => {
+        const q = d.fe.queues[qi]!;
+        const table = d.fe.mem.alloc(64, 16);
+        const buf = d.fe.mem.alloc(16);
+        q.writeDescAt(table, d.fe.mem.gpa(buf), 8, 0, 0);
+        q.writeDesc(0, d.fe.mem.gpa(table), 20, DESC_F_INDIRECT, 0);
+        q.publish(0);
+      },
+    ],
+    [
+      'an indirect descriptor inside the table',
+      (d, qi) => {
+        const q = d.fe.queues[qi]!;
+        const table = d.fe.mem.alloc(64, 16);
+        const inner = d.fe.mem.alloc(64, 16);
+        const buf = d.fe.mem.alloc(16);
+        q.writeDescAt(inner, d.fe.mem.gpa(buf), 8, 0, 0);
+        q.writeDescAt(table, d.fe.mem.gpa(inner), 16, DESC_F_INDIRECT, 0);
+        q.writeDesc(0, d.fe.mem.gpa(table), 16, DESC_F_INDIRECT, 0);
+        q.publish(0);
+      },
+    ],
+    [
+      'a table outside guest memory',
+      (d, qi) => {
+        const q = d.fe.queues[qi]!;
+        q.writeDesc(0, d.fe.mem.gpa(d.fe.mem.size) + 0x100000n, 64, DESC_F_INDIRECT, 0);
+        q.publish(0);
+      },
+    ],
+    [
+      'a next index past the table',
+      (d, qi) => {
+        const q = d.fe.queues[qi]!;
+        const table = d.fe.mem.alloc(64, 16);
+        const buf = d.fe.mem.alloc(16);
+        q.writeDescAt(table, d.fe.mem.gpa(buf), 8, DESC_F_NEXT, 7);
+        q.writeDesc(0, d.fe.mem.gpa(table), 16, DESC_F_INDIRECT, 0);
+        q.publish(0);
+      },
+    ],
   ];
 
   it.each(badIndirect)('bad indirect table: %s', async (_, craft) => {
     const { d, end } = await withBrokenTx(craft, { indirect: 'auto' });
-    if (!has(d.features, F.RING_INDIRECT_DESC)) throw new Error('the daemon does not offer INDIRECT_DESC, which issue 2 requires');
+    if (!has(d.features, F.RING_INDIRECT_DESC))
+      throw new Error('the daemon does not offer INDIRECT_DESC, which issue 2 requires');
     await expectLog(vm!, /queue 5.*(indirect|table|next|outside)/i);
     await end();
     await expectServed(vm!);

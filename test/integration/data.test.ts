@@ -7,18 +7,25 @@ import { until, type HostClient } from '../helpers/daemon.js';
 import { Vm } from '../helpers/vm.js';
 
 let vm: Vm | undefined;
-afterEach(async () => { await vm?.dispose(); vm = undefined; });
+afterEach(async () => {
+  await vm?.dispose();
+  vm = undefined;
+});
 
 const MiB = 1024 * 1024;
-const settled = (p: ConsolePort) => p.id === 0 ? p.console : p.name !== undefined;
+const settled = (p: ConsolePort) => (p.id === 0 ? p.console : p.name !== undefined);
 
 function rate(label: string, bytes: number, t0: bigint): void {
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  console.log(`[rate] ${label}: ${(bytes / MiB).toFixed(2)} MiB in ${(s * 1000).toFixed(0)} ms = ${(bytes / MiB / s).toFixed(1)} MiB/s`);
+  console.log(
+    `[rate] ${label}: ${(bytes / MiB).toFixed(2)} MiB in ${(s * 1000).toFixed(0)} ms = ${(bytes / MiB / s).toFixed(1)} MiB/s`,
+  );
 }
 
 /** A VM with the guest's port 1 open and its host client connected. */
-async function openedPort(o: Parameters<Vm['driver']>[0] = {}): Promise<{ d: ConsoleDriver; p: ConsolePort; h: HostClient }> {
+async function openedPort(
+  o: Parameters<Vm['driver']>[0] = {},
+): Promise<{ d: ConsoleDriver; p: ConsolePort; h: HostClient }> {
   vm = await Vm.start();
   const h = await vm.host('c1');
   const d = await vm.driver(o);
@@ -225,16 +232,27 @@ describe('guest open/close', () => {
     const d = await vm.driver();
     await d.waitPorts(3, settled);
     const p = d.port(1);
-    const info = async () => ((await qmp.execute('query-ports')) as { nr: number; id: string; 'guest-open': boolean }[]).find((x) => x.nr === 1)!;
+    const info = async () =>
+      ((await qmp.execute('query-ports')) as { nr: number; id: string; 'guest-open': boolean }[]).find(
+        (x) => x.nr === 1,
+      )!;
     const before = await info();
     expect(before['guest-open']).toBe(false);
     let mark = qmp.events.length;
     await p.open();
-    await qmp.waitEvent((e) => e.event === 'VSERPORT_CHANGE' && e.data.id === before.id && e.data.open === true, `VSERPORT_CHANGE ${before.id} open`, mark);
+    await qmp.waitEvent(
+      (e) => e.event === 'VSERPORT_CHANGE' && e.data.id === before.id && e.data.open === true,
+      `VSERPORT_CHANGE ${before.id} open`,
+      mark,
+    );
     expect((await info())['guest-open']).toBe(true);
     mark = qmp.events.length;
     await p.close();
-    await qmp.waitEvent((e) => e.event === 'VSERPORT_CHANGE' && e.data.id === before.id && e.data.open === false, `VSERPORT_CHANGE ${before.id} closed`, mark);
+    await qmp.waitEvent(
+      (e) => e.event === 'VSERPORT_CHANGE' && e.data.id === before.id && e.data.open === false,
+      `VSERPORT_CHANGE ${before.id} closed`,
+      mark,
+    );
     expect((await info())['guest-open']).toBe(false);
     h.close();
     expect(d.problems()).toEqual([]);

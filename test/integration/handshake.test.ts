@@ -5,9 +5,13 @@ import { F, ProtoF, has, type ConsoleDriverOptions } from '../frontend/index.js'
 import { Vm } from '../helpers/vm.js';
 
 let vm: Vm | undefined;
-afterEach(async () => { await vm?.dispose(); vm = undefined; });
+afterEach(async () => {
+  await vm?.dispose();
+  vm = undefined;
+});
 
-const settled = (p: { id: number; console: boolean; name: string | undefined }) => p.id === 0 ? p.console : p.name !== undefined;
+const settled = (p: { id: number; console: boolean; name: string | undefined }) =>
+  p.id === 0 ? p.console : p.name !== undefined;
 
 describe('handshake', () => {
   it('offers the console features and protocol features, negotiates what Linux takes, and reports the configured config', async () => {
@@ -18,7 +22,14 @@ describe('handshake', () => {
       expect(has(dev, b), `device feature bit ${b}`).toBe(true);
     }
     const proto = d.init.offeredProtocolFeatures;
-    for (const b of [ProtoF.REPLY_ACK, ProtoF.CONFIG, ProtoF.BACKEND_REQ, ProtoF.CONFIGURE_MEM_SLOTS, ProtoF.RESET_DEVICE, ProtoF.STATUS]) {
+    for (const b of [
+      ProtoF.REPLY_ACK,
+      ProtoF.CONFIG,
+      ProtoF.BACKEND_REQ,
+      ProtoF.CONFIGURE_MEM_SLOTS,
+      ProtoF.RESET_DEVICE,
+      ProtoF.STATUS,
+    ]) {
       expect(has(proto, b), `protocol feature bit ${b}`).toBe(true);
     }
     // Linux: SIZE + MULTIPORT (+ ring features), never EMERG_WRITE.
@@ -61,7 +72,8 @@ describe('discovery', () => {
     const d = await vm.driver();
     await d.waitPorts(3, settled);
     await d.waitFor(() => d.port(1).hostOpen, 'port 1 host-open');
-    const seen = [...d.ports.values()].sort((a, b) => a.id - b.id)
+    const seen = [...d.ports.values()]
+      .sort((a, b) => a.id - b.id)
       .map((p) => ({ id: p.id, name: p.name, console: p.console, hostOpen: p.hostOpen }));
     // The console is host-open with no client, as QEMU's virtconsole is: console output is
     // never held back (it may just go nowhere); generic ports follow their backends.
@@ -84,7 +96,10 @@ describe('discovery', () => {
     expect(d.problems()).toEqual([]);
   });
 
-  it.each([['rows-cols', [43, 132]], ['cols-rows', [132, 43]]] as const)('sends RESIZE in the order given by --resize-order %s', async (order, want) => {
+  it.each([
+    ['rows-cols', [43, 132]],
+    ['cols-rows', [132, 43]],
+  ] as const)('sends RESIZE in the order given by --resize-order %s', async (order, want) => {
     vm = await Vm.start({ consoleSize: '132x43', extraArgs: ['--resize-order', order] });
     const d = await vm.driver();
     await d.waitFor(() => d.ports.get(0)?.resizes.length === 1, 'RESIZE for the console');
@@ -110,7 +125,11 @@ describe('discovery', () => {
   });
 
   it('serves a single-port (non-MULTIPORT) front-end: port 0 is the console, size from config', async () => {
-    vm = await Vm.start({ consoleSize: '100x30', ports: [{ driver: 'virtconsole', chardev: 'c0' }], extraArgs: ['--multiport', 'off'] });
+    vm = await Vm.start({
+      consoleSize: '100x30',
+      ports: [{ driver: 'virtconsole', chardev: 'c0' }],
+      extraArgs: ['--multiport', 'off'],
+    });
     const h = await vm.host('c0');
     const d = await vm.driver();
     expect(has(d.init.features, F.CONSOLE_MULTIPORT)).toBe(false);
@@ -131,10 +150,16 @@ describe('discovery', () => {
 const variants: [string, Partial<ConsoleDriverOptions>][] = [
   ['QEMU 10.2 (REPLY_ACK, ADD_MEM_REG, vq_size 64)', { queueSize: 64 }],
   ['QEMU 10.0 (vq_size 1024, no NEED_REPLY on fd requests)', { queueSize: 1024, needReplyOnFdRequests: false }],
-  ['no REPLY_ACK (GET_FEATURES barriers), SET_MEM_TABLE, no STATUS', { replyAck: false, memSlots: false, status: false }],
+  [
+    'no REPLY_ACK (GET_FEATURES barriers), SET_MEM_TABLE, no STATUS',
+    { replyAck: false, memSlots: false, status: false },
+  ],
   ['no EVENT_IDX, indirect descriptors for every buffer', { eventIdx: false, indirect: 'always' }],
   ['no INDIRECT_DESC, no backend channel', { indirect: 'never', backendReq: false }],
-  ['ring parts apart, RAM at GPA 4 GiB, user address elsewhere', { separateRingParts: true, memory: { guestBase: 0x100000000n, userBase: 0x5a5a00000000n } }],
+  [
+    'ring parts apart, RAM at GPA 4 GiB, user address elsewhere',
+    { separateRingParts: true, memory: { guestBase: 0x100000000n, userBase: 0x5a5a00000000n } },
+  ],
 ];
 
 describe('front-end variants', () => {

@@ -8,9 +8,12 @@ import { type ConsolePort } from '../frontend/index.js';
 import { Vm } from '../helpers/vm.js';
 
 let vm: Vm | undefined;
-afterEach(async () => { await vm?.dispose(); vm = undefined; });
+afterEach(async () => {
+  await vm?.dispose();
+  vm = undefined;
+});
 
-const settled = (p: ConsolePort) => p.id === 0 ? p.console : p.name !== undefined;
+const settled = (p: ConsolePort) => (p.id === 0 ? p.console : p.name !== undefined);
 const WARN = 40;
 
 /**
@@ -43,7 +46,7 @@ describe('hostile guest and front-end, through the daemon', () => {
     await p.open();
     await d.waitFor(() => p.hostOpen, 'port 1 host-open');
     d.fe.mem.truncate();
-    await h.write(Buffer.from('into truncated memory'));  // the daemon copies it into the guest's rx buffers
+    await h.write(Buffer.from('into truncated memory')); // the daemon copies it into the guest's rx buffers
     const line = await vm.daemon.waitForLog(/truncated/, { minLevel: WARN, timeoutMs: 10_000 });
     expect(line.msg).toMatch(/front-end connection ended: queue \d+: guest memory was truncated by the front-end/);
     await d.close();
@@ -54,7 +57,7 @@ describe('hostile guest and front-end, through the daemon', () => {
   it('a guest posting receive buffers without device-writable bytes faults that queue instead of pinning host writes', async () => {
     vm = await Vm.start();
     const h = await vm.host('c1');
-    const d = await vm.driver({ rxFill: 0 });  // the driver posts no rx buffers of its own
+    const d = await vm.driver({ rxFill: 0 }); // the driver posts no rx buffers of its own
     await d.waitPorts(3, settled);
     const p = d.port(1);
     await p.open();
@@ -62,7 +65,7 @@ describe('hostile guest and front-end, through the daemon', () => {
     const q = d.fe.queues[p.rxQueue]!;
     const buf = d.fe.mem.alloc(64);
     for (let i = 0; i < 8; i++) {
-      q.writeDesc(i, d.fe.mem.gpa(buf), 64, 0, 0);  // device-readable only: nothing to write into
+      q.writeDesc(i, d.fe.mem.gpa(buf), 64, 0, 0); // device-readable only: nothing to write into
       q.publish(i);
     }
     d.fe.forceKick(p.rxQueue);

@@ -7,10 +7,13 @@ import { until } from '../helpers/daemon.js';
 import { Vm } from '../helpers/vm.js';
 
 let vm: Vm | undefined;
-afterEach(async () => { await vm?.dispose(); vm = undefined; });
+afterEach(async () => {
+  await vm?.dispose();
+  vm = undefined;
+});
 
 const MiB = 1024 * 1024;
-const settled = (p: ConsolePort) => p.id === 0 ? p.console : p.name !== undefined;
+const settled = (p: ConsolePort) => (p.id === 0 ? p.console : p.name !== undefined);
 const GUEST_RAM = 'vhc-test-guest-ram';
 
 /** A guest with port `id` open, its host client connected. */
@@ -51,7 +54,12 @@ describe('front-end reconnect', () => {
     const p2 = b.p;
     const out = randomBytes(MiB);
     const inb = randomBytes(MiB);
-    const [, gotOut, , gotIn] = await Promise.all([p2.write(out), h2.read(out.length), h2.write(inb), p2.read(inb.length)]);
+    const [, gotOut, , gotIn] = await Promise.all([
+      p2.write(out),
+      h2.read(out.length),
+      h2.write(inb),
+      p2.read(inb.length),
+    ]);
     expect(gotOut.equals(out)).toBe(true);
     expect(gotIn.equals(inb)).toBe(true);
     expect(b.d.problems()).toEqual([]);
@@ -61,8 +69,15 @@ describe('front-end reconnect', () => {
     await until(() => daemon.memfdMaps(GUEST_RAM) === 0, 'the daemon to unmap the second guest memory', 10_000);
     // The front-end's share of the daemon's fds (everything but the host clients of the
     // socket chardevs, which follow their own peers) is back to what it was before.
-    await until(() => JSON.stringify(frontendFds(daemon.fdTargets())) === JSON.stringify(idle), 'the daemon to close the front-ends\' fds', 10_000)
-      .catch((e) => { throw new Error(`${(e as Error).message}: now ${JSON.stringify(frontendFds(daemon.fdTargets()))}, before ${JSON.stringify(idle)}`); });
+    await until(
+      () => JSON.stringify(frontendFds(daemon.fdTargets())) === JSON.stringify(idle),
+      "the daemon to close the front-ends' fds",
+      10_000,
+    ).catch((e) => {
+      throw new Error(
+        `${(e as Error).message}: now ${JSON.stringify(frontendFds(daemon.fdTargets()))}, before ${JSON.stringify(idle)}`,
+      );
+    });
     expect(daemon.alive).toBe(true);
   }, 60_000);
 });
@@ -89,14 +104,23 @@ describe('guest reboot on the same connection', () => {
     const bases = await d.reboot();
     expect(bases[p.txQueue]).toBe(txAvail);
     await d.waitPorts(3, settled);
-    expect([...d.ports.values()].map((x) => [x.id, x.name ?? null, x.console])).toEqual([[0, null, true], [1, 'org.example.port1', false], [2, 'org.example.port2', false]]);
+    expect([...d.ports.values()].map((x) => [x.id, x.name ?? null, x.console])).toEqual([
+      [0, null, true],
+      [1, 'org.example.port1', false],
+      [2, 'org.example.port2', false],
+    ]);
     p = d.port(1);
     expect(p.guestOpen).toBe(false);
     await p.open();
     await d.waitFor(() => p.hostOpen, 'port 1 host-open after the reboot');
     const out = randomBytes(300_000);
     const back = randomBytes(300_000);
-    const [, gotOut, , gotBack] = await Promise.all([p.write(out), h.read(out.length), h.write(back), p.read(back.length)]);
+    const [, gotOut, , gotBack] = await Promise.all([
+      p.write(out),
+      h.read(out.length),
+      h.write(back),
+      p.read(back.length),
+    ]);
     expect(gotOut.equals(out)).toBe(true);
     expect(gotBack.equals(back)).toBe(true);
     expect(daemon.fdCount()).toBe(fdsUp);
@@ -110,7 +134,11 @@ describe('one front-end at a time', () => {
     vm = await Vm.start();
     const h = await vm.host('c1');
     const { d, p } = await bringUp(vm, 1);
-    const intruder = VhostUserFrontend.connect({ socketPath: vm.socket, numQueues: vm.numQueues, replyTimeoutMs: 1000 });
+    const intruder = VhostUserFrontend.connect({
+      socketPath: vm.socket,
+      numQueues: vm.numQueues,
+      replyTimeoutMs: 1000,
+    });
     // Refused at once (closed before or as we send) or left unanswered: either way not served.
     await expect(intruder.request(Req.GET_FEATURES)).rejects.toThrow(/closed|no reply|send failed/);
     await intruder.close();

@@ -6,9 +6,12 @@ import { BackendReq, type ConsolePort } from '../frontend/index.js';
 import { Vm } from '../helpers/vm.js';
 
 let vm: Vm | undefined;
-afterEach(async () => { await vm?.dispose(); vm = undefined; });
+afterEach(async () => {
+  await vm?.dispose();
+  vm = undefined;
+});
 
-const settled = (p: ConsolePort) => p.id === 0 ? p.console : p.name !== undefined;
+const settled = (p: ConsolePort) => (p.id === 0 ? p.console : p.name !== undefined);
 
 describe('run-time changes', () => {
   it('device_del sends PORT_REMOVE; device_add sends PORT_ADD + PORT_NAME and the new port carries data', async () => {
@@ -43,17 +46,27 @@ describe('run-time changes', () => {
     await d.waitFor(() => c.resizes.length === 1, 'the initial RESIZE');
     await qmp.execute('console-resize', { cols: 120, rows: 40 });
     await d.waitFor(() => c.resizes.length === 2, 'a second RESIZE');
-    expect(c.resizes).toEqual([[80, 25], [120, 40]]); // default order: cols, rows
+    expect(c.resizes).toEqual([
+      [80, 25],
+      [120, 40],
+    ]); // default order: cols, rows
     expect(d.problems()).toEqual([]);
   });
 
   it('console-resize on a single-port front-end: config-change notification, new size in config', async () => {
-    vm = await Vm.start({ control: true, consoleSize: '80x25', ports: [{ driver: 'virtconsole', chardev: 'c0' }], extraArgs: ['--multiport', 'off'] });
+    vm = await Vm.start({
+      control: true,
+      consoleSize: '80x25',
+      ports: [{ driver: 'virtconsole', chardev: 'c0' }],
+      extraArgs: ['--multiport', 'off'],
+    });
     const qmp = await vm.qmp();
     const d = await vm.driver();
     expect(d.multiport).toBe(false);
     let notified = 0;
-    d.fe.onBackendMessage((req) => { if (req === BackendReq.CONFIG_CHANGE_MSG) notified++; });
+    d.fe.onBackendMessage((req) => {
+      if (req === BackendReq.CONFIG_CHANGE_MSG) notified++;
+    });
     await qmp.execute('console-resize', { cols: 132, rows: 50 });
     await d.waitFor(() => notified > 0 || d.fe.backendMessages.length > 0, 'CONFIG_CHANGE_MSG on the backend channel');
     expect(d.fe.backendMessages[0]!.request).toBe(BackendReq.CONFIG_CHANGE_MSG);

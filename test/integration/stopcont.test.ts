@@ -11,9 +11,12 @@ import type { ConsolePort } from '../frontend/index.js';
 import { Vm } from '../helpers/vm.js';
 
 let vm: Vm | undefined;
-afterEach(async () => { await vm?.dispose(); vm = undefined; });
+afterEach(async () => {
+  await vm?.dispose();
+  vm = undefined;
+});
 
-const settled = (p: ConsolePort) => p.id === 0 ? p.console : p.name !== undefined;
+const settled = (p: ConsolePort) => (p.id === 0 ? p.console : p.name !== undefined);
 
 describe('QMP stop + cont', () => {
   it.each([
@@ -44,23 +47,36 @@ describe('QMP stop + cont', () => {
     await d.fe.resume(bases);
     expect(bases[p.txQueue]).toBe(txAvail);
     await d.waitFor(() => d.port(2).hostOpen, 'port 2 host-open (opened while stopped)');
-    d.port(2).hostOpen = false;  // compare the rest as it was before the stop
+    d.port(2).hostOpen = false; // compare the rest as it was before the stop
     const log = vm.daemon.stderrLines.slice(logsBefore).join('\n');
     if (statusReset) expect(log).toMatch(/SET_STATUS flags 0x1 \{0, 0\}/);
     expect(log).not.toMatch(/ports start over|guest-open|closed by the guest/i);
 
     // Nothing announced again (the driver would not answer), and the state is as it was.
-    expect([...d.ports.values()].map((x) => [x.id, x.name ?? null, x.console, x.hostOpen, x.guestOpen]))
-      .toEqual([[0, null, true, true, true], [1, 'org.example.port1', false, true, true], [2, 'org.example.port2', false, false, false]]);
+    expect([...d.ports.values()].map((x) => [x.id, x.name ?? null, x.console, x.hostOpen, x.guestOpen])).toEqual([
+      [0, null, true, true, true],
+      [1, 'org.example.port1', false, true, true],
+      [2, 'org.example.port2', false, false, false],
+    ]);
     const out = randomBytes(200_000);
     const back = randomBytes(200_000);
-    const [, gotOut, , gotBack] = await Promise.all([p.write(out), h1.read(out.length), h1.write(back), p.read(back.length)]);
+    const [, gotOut, , gotBack] = await Promise.all([
+      p.write(out),
+      h1.read(out.length),
+      h1.write(back),
+      p.read(back.length),
+    ]);
     expect(gotOut.equals(out)).toBe(true);
     expect(gotBack.equals(back)).toBe(true);
     // The console too, both ways.
     const typed = Buffer.from('echo after-cont\n');
     const printed = Buffer.from('after-cont\r\n');
-    const [, gotTyped, , gotPrinted] = await Promise.all([h0.write(typed), con.read(typed.length), con.write(printed), h0.read(printed.length)]);
+    const [, gotTyped, , gotPrinted] = await Promise.all([
+      h0.write(typed),
+      con.read(typed.length),
+      con.write(printed),
+      h0.read(printed.length),
+    ]);
     expect(gotTyped.equals(typed)).toBe(true);
     expect(gotPrinted.equals(printed)).toBe(true);
     expect(d.problems()).toEqual([]);

@@ -16,7 +16,12 @@ export class DevicePortDouble extends EventEmitter<DevicePortEvents> implements 
   #toGuest: Buffer[] = [];
   #fromGuest = 0;
 
-  constructor(readonly nr: number, readonly name: string | undefined, readonly console: boolean, opts: { rxRoom?: number; guestOpen?: boolean } = {}) {
+  constructor(
+    readonly nr: number,
+    readonly name: string | undefined,
+    readonly console: boolean,
+    opts: { rxRoom?: number; guestOpen?: boolean } = {},
+  ) {
     super();
     this.rxRoom = opts.rxRoom ?? Infinity;
     this.guestOpen = opts.guestOpen ?? console;

@@ -49,7 +49,10 @@ describe('console port on a hub of pty + unix socket + file', () => {
 
     device.guestWrite('login: ');
     let onPty = Buffer.alloc(0);
-    await until(() => (onPty = Buffer.concat([onPty, readAvailable(peer)])).length === 7 && client.bytes().length === 7, 'prompt everywhere');
+    await until(
+      () => (onPty = Buffer.concat([onPty, readAvailable(peer)])).length === 7 && client.bytes().length === 7,
+      'prompt everywhere',
+    );
     expect(onPty.toString()).toBe('login: ');
     expect(client.bytes().toString()).toBe('login: ');
 
