@@ -169,8 +169,10 @@ size_t ConsoleDevice::write(uint32_t nr, const uint8_t* data, size_t len) {
     }
     if (r < 0 || spent || done == len || !q->rearm()) break;
   }
-  if (r < 0) return done;  // the queue is broken: the connection is being ended
-  q->flush();              // one used-index update and at most one interrupt per write
+  // The queue is broken and the connection is being ended: the chains filled so far were
+  // never published (no flush), so the guest got none of this write; say so to the host.
+  if (r < 0) return 0;
+  q->flush();  // one used-index update and at most one interrupt per write
   if (done < len) {
     p->wantWritable = true;
     // Out of budget with buffers left: come back from the loop to report them writable.

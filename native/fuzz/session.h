@@ -961,9 +961,9 @@ struct Session {
         if (n > data.size()) violation("write returned %zu for %zu bytes", n, data.size());
         if (n && !wasOpen) violation("write to port %u put %zu bytes while the guest has it closed", nr, n);
         // A write that broke its queue (a chain without writable bytes) ends the connection:
-        // what it had copied into earlier chains is never published (reported to the lead:
-        // write() still counts those bytes as delivered). Only a write that left the
-        // connection alive must account for every byte.
+        // what it had copied into earlier chains is never published, and write() returns 0 for
+        // it (it returned the copied count until the fuzzer found it: repro/README.md). Only a
+        // write that left the connection alive must account for every byte.
         bool failing = !loop.tasks.empty();
         if (tracing() && failing) std::fprintf(stderr, "  the write ended the connection\n");
         if (check && !failing && !q[rxq].tainted) {
