@@ -16,7 +16,6 @@ import { extname } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { ConfigError } from '../errors.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
-import type { ResizeOrder } from '../device/types.js';
 import { escapeValue, parseBool } from './keyval.js';
 import {
   DEFAULT_VM_ID,
@@ -210,17 +209,8 @@ const GLOBAL_KEYS = FLAGS.filter((f) => f.scope === 'global' && f.name !== 'conf
 // Values. Each parser takes what a flag (a string) or a file (a string, number, boolean,
 // array or object) gives, and `label` to name it in errors ('--max-ports', 'vm.toml: vm[1].max-ports').
 
-type Fields = {
-  id?: string;
-  socket?: string;
-  socketMode?: number;
-  maxPorts?: number;
-  multiport?: boolean;
-  consoleSize?: ConsoleSize;
-  resizeOrder?: ResizeOrder;
-  chardevs: ChardevSpec[];
-  devices: PortDraft[];
-};
+/** A VM's fields as they are read, before its id is known (the top level of a file has none). */
+type Fields = Omit<VmDraft, 'id'> & { id?: string };
 type Globals = {
   logLevel?: LogLevel;
   control?: string;
