@@ -162,7 +162,7 @@ export class Daemon implements ControlTarget {
     for (const sig of ['SIGTERM', 'SIGINT'] as const) {
       on(sig, () => {
         this.#log.info({ signal: sig }, 'shutting down');
-        void this.stop().then(() => exit(0));
+        this.#stopThenExit(exit);
       });
     }
     on('SIGHUP', () => {
@@ -295,7 +295,19 @@ export class Daemon implements ControlTarget {
   quit(): void {
     this.#log.info('quit requested over the control API');
     // Ends the process the way a signal does when the CLI runs us; an embedder's daemon just stops.
-    void this.stop().then(() => this.#exit?.(0));
+    if (this.#exit) this.#stopThenExit(this.#exit);
+    else void this.stop().catch((err: unknown) => this.#log.error({ err }, 'stop failed'));
+  }
+
+  /** Stop, then end the process: 0 after a clean stop, 1 (with the reason logged) if stopping failed. */
+  #stopThenExit(exit: (code: number) => void): void {
+    this.stop().then(
+      () => exit(0),
+      (err: unknown) => {
+        this.#log.error({ err }, 'stop failed');
+        exit(1);
+      },
+    );
   }
 }
 
