@@ -77,13 +77,14 @@ describe('socket chardev, unix server', () => {
     await until(() => s.connected, 'client');
     const chunk = Buffer.alloc(64 * 1024, 0x61);
     let taken = 0;
-    for (let i = 0; i < 10_000; i++) {
+    let short = false;
+    for (let i = 0; i < 10_000 && !short; i++) {
       const n = s.write(chunk);
       taken += n;
-      if (n < chunk.length) break;
+      short = n < chunk.length; // may be 0: the chardev takes up to its stream's mark (16 KiB on Node 20, 64 KiB on 22+)
       await new Promise((r) => setImmediate(r)); // let the kernel buffers fill
     }
-    expect(taken % chunk.length).not.toBe(0); // a short write happened
+    expect(short).toBe(true); // a short write happened
     const writable = next(s, 'writable');
     client.resume();
     await writable;
