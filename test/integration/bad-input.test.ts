@@ -1,6 +1,5 @@
 // Malformed front-end messages and malformed rings: the daemon logs a clear line naming the
 // problem (warn or worse), stays up, and serves a fresh front-end afterwards.
-import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   ConsoleDriver,
@@ -15,9 +14,9 @@ import {
   has,
   memTable,
   u64,
-  type ConsolePort,
 } from '../frontend/index.js';
 import { Vm } from '../helpers/vm.js';
+import { expectServed, settled } from './served.js';
 
 let vm: Vm | undefined;
 afterEach(async () => {
@@ -25,32 +24,12 @@ afterEach(async () => {
   vm = undefined;
 });
 
-const settled = (p: ConsolePort) => (p.id === 0 ? p.console : p.name !== undefined);
 const WARN = 40;
 
 /** The daemon must say what was wrong (warn or worse); the line is printed for the record. */
 async function expectLog(v: Vm, re: RegExp): Promise<void> {
   const line = await v.daemon.waitForLog(re, { minLevel: WARN });
   console.log(`[daemon says] ${line.msg ?? JSON.stringify(line)}`);
-}
-
-/** A fresh front-end gets the whole service: ports, and bytes both ways on port 1. */
-async function expectServed(v: Vm): Promise<void> {
-  expect(v.daemon.alive).toBe(true);
-  const h = await v.host('c1');
-  const d = await v.driver();
-  await d.waitPorts(3, settled);
-  const p = d.port(1);
-  await p.open();
-  await d.waitFor(() => p.hostOpen, 'port 1 host-open');
-  const out = randomBytes(100_000);
-  const [, got] = await Promise.all([p.write(out), h.read(out.length)]);
-  expect(got.equals(out)).toBe(true);
-  await h.write(Buffer.from('pong'));
-  expect((await p.read(4)).toString()).toBe('pong');
-  expect(d.problems()).toEqual([]);
-  await d.close();
-  h.close();
 }
 
 /** Settles to 'closed' or 'open' once the daemon has reacted (closing, or failing the request). */

@@ -2,10 +2,9 @@
 // own connection with a line naming what it did; the daemon stays up and serves a fresh
 // front-end fully. (The same and more, with a second VM on the same loop and a racing vCPU, in
 // test/device/hostile.test.ts through the native core.)
-import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ConsolePort } from '../frontend/index.js';
 import { Vm } from '../helpers/vm.js';
+import { expectServed, settled } from './served.js';
 
 let vm: Vm | undefined;
 afterEach(async () => {
@@ -13,29 +12,10 @@ afterEach(async () => {
   vm = undefined;
 });
 
-const settled = (p: ConsolePort) => (p.id === 0 ? p.console : p.name !== undefined);
 const WARN = 40;
 
-/**
- * A fresh front-end gets the whole service: ports, and bytes both ways on port 2 (the bytes
- * the test sent to port 1 of the failed session are still the port's to deliver).
- */
-async function expectServed(v: Vm): Promise<void> {
-  expect(v.daemon.alive).toBe(true);
-  const h = await v.host('c2');
-  const d = await v.driver();
-  await d.waitPorts(3, settled);
-  const p = d.port(2);
-  await p.open();
-  await d.waitFor(() => p.hostOpen, 'port 2 host-open');
-  const out = randomBytes(100_000);
-  const [, got] = await Promise.all([p.write(out), h.read(out.length)]);
-  expect(got.equals(out)).toBe(true);
-  await h.write(Buffer.from('pong'));
-  expect((await p.read(4)).toString()).toBe('pong');
-  expect(d.problems()).toEqual([]);
-}
-
+// A fresh front-end is served on port 2: bytes sent to port 1 of the failed session are still
+// that port's to deliver.
 describe('hostile guest and front-end, through the daemon', () => {
   it('a front-end that truncates its guest memory after handing it over ends its own connection; the daemon lives', async () => {
     vm = await Vm.start();
@@ -51,7 +31,7 @@ describe('hostile guest and front-end, through the daemon', () => {
     expect(line.msg).toMatch(/front-end connection ended: queue \d+: guest memory was truncated by the front-end/);
     await d.close();
     h.close();
-    await expectServed(vm);
+    await expectServed(vm, 2);
   });
 
   it('a guest posting receive buffers without device-writable bytes faults that queue instead of pinning host writes', async () => {
@@ -74,6 +54,6 @@ describe('hostile guest and front-end, through the daemon', () => {
     expect(line.msg).toMatch(new RegExp(`queue ${p.rxQueue}: receive chain \\d+ has no device-writable bytes`));
     await d.close();
     h.close();
-    await expectServed(vm);
+    await expectServed(vm, 2);
   });
 });
