@@ -1,23 +1,12 @@
 // The web console with a real guest: a shell on hvc0 in chromium, the page's window size as
 // `stty size` on hvc0. With VHC_SCREENSHOT=FILE it also saves a screenshot of the page
 // (`npm run screenshot` writes docs/web-console.png that way).
-import { existsSync } from 'node:fs';
 import { expect, test } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
+import { chromiumMissing, launchChromium } from '../helpers/chromium.js';
 import { requireCommand, useE2E } from './harness.js';
 
 const e2e = useE2E();
-const CHROMIUM = process.env.VHC_CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = [
-  '--no-sandbox',
-  '--headless',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 const vhc = (p: Page) =>
   p.evaluate(() => {
@@ -27,7 +16,8 @@ const vhc = (p: Page) =>
 
 test("web console: the guest's shell in the browser; the window's size is stty size on hvc0", async () => {
   const e = e2e();
-  if (!existsSync(CHROMIUM)) e.skip(`a browser at ${CHROMIUM} (apt-get install chromium)`);
+  const missing = chromiumMissing();
+  if (missing) e.skip(missing);
   const d = await e.startDaemon({ control: true, extraArgs: ['--web', '127.0.0.1:0'] });
   const c = await e.control(d);
   const web = await requireCommand(e, c, 'query-web');
@@ -35,10 +25,9 @@ test("web console: the guest's shell in the browser; the window's size is stty s
   const g = await e.boot({ daemon: d });
   await g.ok('e2e_hvc_shell');
 
-  const { chromium } = await import('playwright-core');
   let browser: Browser | undefined;
   try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    browser = await launchChromium();
     const page = await browser.newPage({ viewport: { width: 960, height: 560 } });
     await page.goto(url);
     await page.waitForFunction(() => (window as unknown as { vhc?: { open: boolean } }).vhc?.open === true);

@@ -1,7 +1,7 @@
 // Issue 11 in a real browser: Debian's chromium driven by playwright-core, against the real
 // daemon (`--web 127.0.0.1:0`) with the test front-end as the guest. No browser is
 // downloaded: without /usr/bin/chromium (or VHC_CHROMIUM) these tests are skipped, and say so.
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
@@ -9,21 +9,9 @@ import WebSocket from 'ws';
 import type { ConsolePort } from '../frontend/index.js';
 import type { QmpClient } from '../helpers/qmp.js';
 import { Rig, settled, until } from '../daemon/util.js';
+import { chromiumMissing, launchChromium } from '../helpers/chromium.js';
 
-const CHROMIUM = process.env.VHC_CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = [
-  '--no-sandbox',
-  '--headless',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const skipReason = existsSync(CHROMIUM)
-  ? undefined
-  : `no browser at ${CHROMIUM} (apt-get install chromium, or set VHC_CHROMIUM)`;
+const skipReason = chromiumMissing();
 if (skipReason) console.warn(`test/web/browser.test.ts skipped: ${skipReason}`);
 
 let browser: Browser | undefined;
@@ -31,8 +19,7 @@ let rig: Rig | undefined;
 
 beforeAll(async () => {
   if (skipReason) return;
-  const { chromium } = await import('playwright-core');
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+  browser = await launchChromium();
 }, 60_000);
 afterAll(async () => {
   await browser?.close();
